@@ -1,0 +1,2061 @@
+/*
+ * smtpd.c - a small, readable SMTP server (the receiving half of an MTA)
+ *
+ * SYNOPSIS
+ *   smtpd [-a addr] [-p port] [-m maildir-root] [-d domain]... [-n hostname] [-A]
+ *         [-q queue-dir] [-r cidr]... [-s max-bytes] [-c max-sessions] [-t seconds]
+ *         [-x aliases-file] [-V] [-v]
+ *
+ * DESCRIPTION
+ *   Listens on one TCP address, forks one child per connection and speaks
+ *   SMTP with it.  Mail for a local domain is delivered into the Maildir
+ *   ROOT/<user>/; mail for any other domain is written to the queue, which
+ *   smtp_send -q delivers.  Blocking I/O throughout: one process, one client.
+ *
+ * OPTIONS (defaults in brackets)
+ *   -a addr      listen address, IPv4 or IPv6 [127.0.0.1]
+ *   -p port      listen port; 0 picks a free one (logged) [2525]
+ *   -m dir       mail root; user U's mailbox is the Maildir dir/U/ [./mail]
+ *   -d domain    a local domain, repeatable [localhost and the -n name]
+ *   -n name      our name in the greeting, Received: and file names [gethostname()]
+ *   -A           create a user's Maildir on first delivery [only existing ones]
+ *   -q dir       queue for non-local recipients [./queue]
+ *   -r cidr      clients allowed to relay, repeatable [127.0.0.0/8 and ::1]
+ *   -s bytes     largest message accepted, advertised in SIZE [10485760]
+ *   -c n         concurrent sessions; one more gets 421 [20]
+ *   -t seconds   idle timeout for each read [300, RFC 5321 4.5.3.2]
+ *   -x file      aliases file in /etc/aliases syntax [none]
+ *   -V           answer VRFY and EXPN truthfully [252 / 502]
+ *   -v           log the whole dialogue (C: and S: lines) to stderr
+ *
+ * STANDARDS
+ *   RFC 5321 (SMTP), RFC 1870 (SIZE), RFC 6152 (8BITMIME), RFC 2920
+ *   (PIPELINING), RFC 2034 and RFC 3463 (enhanced status codes), RFC 5322
+ *   (header and date syntax), the Maildir format (maildir(5) of qmail).
+ *
+ * HOW TO READ THIS FILE
+ *   1. main(): options, start-up, the accept loop, one fork() per client.
+ *   2. session(): the greeting and the command loop.
+ *   3. commands[]: the command table; then one cmd_* function per verb.
+ *   4. read_data(): the DATA byte machine (end of data, dot-unstuffing).
+ *   5. deliver(): Maildir files and queue entries (tmp, fsync, rename).
+ *   Helpers come before their users: I/O and replies, address parsing,
+ *   recipient resolution (aliases, mailboxes).
+ *
+ * DIAGNOSTICS
+ *   One line per event on stderr, "smtpd: sid=<session> <event> key=value";
+ *   with -v also every line sent (S:) and received (C:).
+ */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- Limits, each with where it comes from ------------------------------ */
+
+#define CMD_LINE_MAX   512  /* RFC 5321 4.5.3.1.4: command line, CRLF included */
+#define LOCAL_MAX       64  /* RFC 5321 4.5.3.1.1: local part */
+#define DOMAIN_MAX     255  /* RFC 5321 4.5.3.1.2: domain */
+#define PATH_LEN       256  /* RFC 5321 4.5.3.1.3: path, brackets included */
+#define ADDR_SIZE (LOCAL_MAX + 1 + DOMAIN_MAX + 1)  /* room for local@domain */
+#define RCPT_MAX       100  /* RFC 5321 4.5.3.1.8: at least 100 must be taken */
+#define HOPS_MAX       100  /* RFC 5321 6.3: more Received: lines means a loop */
+#define ERRORS_MAX      10  /* bad commands tolerated, then 421 (as Postfix) */
+#define DELIVERY_MAX  1000  /* copies of one message after alias expansion */
+#define ALIAS_DEPTH     10  /* nesting of aliases */
+#define DOMAINS_MAX     32
+#define RELAY_MAX       32
+#define IN_BUF_SIZE  65536  /* read() size: never one read() per byte */
+#define OUT_BUF_SIZE  8192  /* replies of a pipelined group go out together */
+
+/* ---- Configuration: set once by main(), read-only in the sessions -------- */
+
+struct cidr { int family; unsigned char addr[16]; int bits; };
+struct alias { char *name; char *members; };
+
+static struct config {
+	const char *listen_addr, *port, *mailroot, *queuedir, *aliases_file;
+	const char *domains[DOMAINS_MAX];
+	int ndomains;
+	char hostname[256];
+	char file_host[512];     /* hostname made safe for Maildir file names */
+	int autocreate, vrfy, verbose;
+	struct cidr relay[RELAY_MAX];
+	int nrelay;
+	unsigned long maxsize;
+	int maxsessions, timeout;
+	struct alias *aliases;
+	size_t naliases;
+} cfg;
+
+/* ---- Session state: everything one connection knows, in one struct ----- */
+
+/* RFC 5321 4.1.4: the order of commands.  A transaction is MAIL, RCPT..., DATA. */
+enum state {
+	ST_START,   /* connected, no HELO/EHLO yet */
+	ST_READY,   /* greeted; no transaction */
+	ST_MAIL,    /* MAIL accepted, no recipient yet */
+	ST_RCPT     /* at least one RCPT accepted: DATA may follow */
+};
+#define IN(st) (1u << (st))
+#define ANY_STATE (IN(ST_START) | IN(ST_READY) | IN(ST_MAIL) | IN(ST_RCPT))
+
+struct address {                    /* one parsed RFC 5321 path */
+	int null;                   /* the null path <> */
+	int quoted;                 /* local part was a quoted-string */
+	int literal;                /* domain is an address literal [...] */
+	char local[LOCAL_MAX + 1];  /* local part, quotes and escapes removed */
+	char raw[LOCAL_MAX + 1];    /* local part as written */
+	char domain[DOMAIN_MAX + 1];/* empty for RCPT TO:<postmaster> */
+};
+
+struct delivery {                   /* one copy of the message */
+	char rcpt[ADDR_SIZE];       /* Delivered-To (local) or queue recipient */
+	char user[LOCAL_MAX + 1];   /* mailbox directory; "" means queue it */
+};
+
+struct dlist { struct delivery *v; int n; };
+
+struct buffer { char *data; size_t len, cap; };
+
+struct session {
+	int fd;
+	char id[32];
+	char peer[INET6_ADDRSTRLEN];
+	int peer_v6;
+	struct sockaddr_storage local_sa;
+	int relay_ok;               /* client may send to non-local domains */
+	enum state state;
+	int esmtp;                  /* EHLO rather than HELO */
+	char helo[256];
+	int errors;                 /* bad commands so far */
+	int quit;                   /* close after this reply */
+	int dead;                   /* write failed: client gone */
+	/* the transaction (RFC 5321 3.3) */
+	char sender[ADDR_SIZE];     /* without brackets; "" is the null sender */
+	int nrcpt;                  /* RCPT commands accepted */
+	char first_rcpt[ADDR_SIZE];
+	struct dlist dl;            /* where the message goes */
+	struct buffer msg;          /* the message, LF line ends */
+	unsigned long msg_size;     /* its size on the wire (CRLF counted as 2) */
+	/* buffered I/O */
+	char in[IN_BUF_SIZE];
+	size_t in_start, in_end;
+	char out[OUT_BUF_SIZE];
+	size_t out_len;
+};
+
+static unsigned long deliveries_made;   /* Q<n> in Maildir names */
+
+/* ---- Logging -------------------------------------------------------------- */
+
+static void log_event(const struct session *s, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	if (s)
+		fprintf(stderr, "smtpd: sid=%s %s\n", s->id, line);
+	else
+		fprintf(stderr, "smtpd: %s\n", line);
+}
+
+/* ---- Output: replies are buffered and flushed before we block on input --- */
+
+static void write_all(struct session *s, const char *p, size_t n)
+{
+	while (n > 0 && !s->dead) {
+		ssize_t w = write(s->fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			log_event(s, "write-error error=\"%s\"", strerror(errno));
+			s->dead = 1;
+			return;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+static void flush_out(struct session *s)
+{
+	write_all(s, s->out, s->out_len);
+	s->out_len = 0;
+}
+
+static void put_out(struct session *s, const char *p, size_t n)
+{
+	if (s->out_len + n > sizeof s->out)
+		flush_out(s);
+	if (n > sizeof s->out) {
+		write_all(s, p, n);
+		return;
+	}
+	memcpy(s->out + s->out_len, p, n);
+	s->out_len += n;
+}
+
+/*
+ * The one reply function (RFC 5321 4.2).  The text may hold several lines
+ * separated by '\n'; all but the last go out as "code-", the last as
+ * "code " (4.2.1).  esc is the enhanced status code (RFC 3463) or NULL.
+ */
+static void vreply(struct session *s, int code, const char *esc,
+		   const char *fmt, va_list ap)
+{
+	char text[4096], line[1100];
+	char *p = text, *nl;
+
+	vsnprintf(text, sizeof text, fmt, ap);
+	for (;;) {
+		int n;
+		nl = strchr(p, '\n');
+		if (nl)
+			*nl = '\0';
+		n = snprintf(line, sizeof line, "%d%c%s%s%s\r\n", code,
+			     nl ? '-' : ' ', esc ? esc : "", esc ? " " : "", p);
+		if (n < 0 || (size_t)n >= sizeof line)
+			n = (int)sizeof line - 1;
+		if (cfg.verbose)
+			log_event(s, "S: %.*s", n - 2, line);
+		put_out(s, line, (size_t)n);
+		if (!nl)
+			break;
+		p = nl + 1;
+	}
+}
+
+static void reply(struct session *s, int code, const char *esc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vreply(s, code, esc, fmt, ap);
+	va_end(ap);
+}
+
+/* A reply to a bad command: counted; too many end the session (Postfix's
+ * hard error limit), since a client that errs that much is not a mailer. */
+static void reply_error(struct session *s, int code, const char *esc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (++s->errors > ERRORS_MAX) {
+		reply(s, 421, "4.7.0", "%s Too many errors, closing connection", cfg.hostname);
+		log_event(s, "too-many-errors count=%d", s->errors);
+		s->quit = 1;
+		return;
+	}
+	va_start(ap, fmt);
+	vreply(s, code, esc, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- Input: a buffered reader with a read timeout ------------------------- */
+
+enum { IN_EOF = 0, IN_ERROR = -1, IN_TIMEOUT = -2, IN_TOO_LONG = -3 };
+
+/* Get more bytes into s->in.  Replies waiting in s->out are flushed first:
+ * the client may be waiting for them (RFC 2920 3.2), so never block on
+ * read with replies unsent.  Returns bytes read or an IN_ code. */
+static int fill(struct session *s)
+{
+	struct pollfd pfd;
+	ssize_t n;
+	int r;
+
+	flush_out(s);
+	if (s->dead)
+		return IN_ERROR;
+	if (s->in_start == s->in_end)
+		s->in_start = s->in_end = 0;
+	if (s->in_end == sizeof s->in) {   /* make room: move the rest to the front */
+		memmove(s->in, s->in + s->in_start, s->in_end - s->in_start);
+		s->in_end -= s->in_start;
+		s->in_start = 0;
+	}
+	pfd.fd = s->fd;
+	pfd.events = POLLIN;
+	do
+		r = poll(&pfd, 1, cfg.timeout * 1000);
+	while (r < 0 && errno == EINTR);
+	if (r == 0)
+		return IN_TIMEOUT;
+	if (r < 0)
+		return IN_ERROR;
+	do
+		n = read(s->fd, s->in + s->in_end, sizeof s->in - s->in_end);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		log_event(s, "read-error error=\"%s\"", strerror(errno));
+		return IN_ERROR;
+	}
+	s->in_end += (size_t)n;
+	return (int)n;
+}
+
+/* Read one command line into line[] (NUL-terminated, CRLF or LF removed).
+ * Returns its length or an IN_ code.  A line longer than CMD_LINE_MAX is
+ * read to its end and thrown away: IN_TOO_LONG. */
+static int read_line(struct session *s, char *line)
+{
+	int too_long = 0;
+
+	for (;;) {
+		size_t avail = s->in_end - s->in_start;
+		char *start = s->in + s->in_start;
+		char *nl = memchr(start, '\n', avail);
+		if (nl) {
+			size_t n = (size_t)(nl - start) + 1;   /* with the LF */
+			s->in_start += n;
+			if (too_long || n > CMD_LINE_MAX)
+				return IN_TOO_LONG;
+			n--;
+			if (n > 0 && start[n - 1] == '\r')
+				n--;
+			memcpy(line, start, n);
+			line[n] = '\0';
+			return (int)n;
+		}
+		if (avail > CMD_LINE_MAX) {     /* drain what we have, remember */
+			too_long = 1;
+			s->in_start = s->in_end;
+		}
+		int r = fill(s);
+		if (r <= 0)
+			return r;
+	}
+}
+
+/* ---- Addresses (RFC 5321 4.1.2) ---------------------------------------- */
+
+static int is_atext(int c)
+{
+	return isalnum(c) || (c && strchr("!#$%&'*+-/=?^_`{|}~", c));
+}
+
+/* RFC 5321 4.1.3: [IPv4], [IPv6:...], or a general "[tag:content]". */
+static int valid_literal(const char *lit)
+{
+	char text[DOMAIN_MAX + 1];
+	unsigned char bin[16];
+	size_t n = strlen(lit) - 2;
+
+	memcpy(text, lit + 1, n);
+	text[n] = '\0';
+	if (strncasecmp(text, "IPv6:", 5) == 0)
+		return inet_pton(AF_INET6, text + 5, bin) == 1;
+	if (strchr(text, ':'))
+		return 1;
+	return inet_pton(AF_INET, text, bin) == 1;
+}
+
+/* Domain = sub-domain *("." sub-domain), or an address literal "[...]". */
+static const char *parse_domain(const char *p, char *out, int *literal)
+{
+	size_t n = 0;
+
+	*literal = (*p == '[');
+	if (*literal) {
+		do {
+			if (n >= DOMAIN_MAX)
+				return NULL;
+			out[n++] = *p++;
+		} while (*p && *p != ']' && *p != '[' && *p != '\\' && (unsigned char)*p > 32 && (unsigned char)*p < 127);
+		if (*p != ']' || n < 2)
+			return NULL;
+		out[n++] = *p++;
+		out[n] = '\0';
+		return valid_literal(out) ? p : NULL;
+	}
+	for (;;) {       /* one label: letter or digit, then letters, digits, hyphens */
+		size_t label = 0;
+		while (isalnum((unsigned char)*p) || (*p == '-' && label > 0)) {
+			if (n >= DOMAIN_MAX)
+				return NULL;
+			out[n++] = *p++;
+			label++;
+		}
+		if (label == 0 || out[n - 1] == '-')
+			return NULL;
+		if (*p != '.')
+			break;
+		if (n >= DOMAIN_MAX)
+			return NULL;
+		out[n++] = *p++;
+	}
+	out[n] = '\0';
+	return p;
+}
+
+/* Local-part = Dot-string / Quoted-string. */
+static const char *parse_local(const char *p, struct address *a)
+{
+	const char *begin = p;
+	size_t n = 0;
+
+	if (*p == '"') {
+		a->quoted = 1;
+		for (p++; *p != '"'; p++) {
+			if (*p == '\\')    /* quoted-pair: backslash, then any printable */
+				p++;
+			if ((unsigned char)*p < 32 || (unsigned char)*p > 126 || n >= LOCAL_MAX)
+				return NULL;
+			a->local[n++] = *p;
+		}
+		p++;
+	} else {
+		int after_dot = 1;   /* no leading dot, no "..", no trailing dot */
+		for (; is_atext((unsigned char)*p) || *p == '.'; p++) {
+			if (*p == '.' && after_dot)
+				return NULL;
+			after_dot = (*p == '.');
+			if (n >= LOCAL_MAX)
+				return NULL;
+			a->local[n++] = *p;
+		}
+		if (n == 0 || after_dot)
+			return NULL;
+	}
+	a->local[n] = '\0';
+	if ((size_t)(p - begin) > LOCAL_MAX)
+		return NULL;
+	memcpy(a->raw, begin, (size_t)(p - begin));
+	a->raw[p - begin] = '\0';
+	return p;
+}
+
+/*
+ * Parse a path "<...>" (RFC 5321 4.1.2).  A source route "@a,@b:" in front
+ * is accepted and ignored (RFC 5321 3.6.1 and 4.1.1.3).  Returns a pointer
+ * just past the '>' (where the parameters start) or NULL on a syntax error.
+ */
+static const char *parse_path(const char *p, struct address *a)
+{
+	const char *start = p;
+	char route[DOMAIN_MAX + 1];
+	int lit;
+
+	memset(a, 0, sizeof *a);
+	if (*p++ != '<')
+		return NULL;
+	if (*p == '>') {
+		a->null = 1;
+		return p + 1;
+	}
+	if (*p == '@') {
+		for (;;) {
+			if (!(p = parse_domain(p + 1, route, &lit)))
+				return NULL;
+			if (*p == ',' && p[1] == '@') {
+				p++;
+				continue;
+			}
+			if (*p++ != ':')
+				return NULL;
+			break;
+		}
+	}
+	if (!(p = parse_local(p, a)))
+		return NULL;
+	if (*p == '@' && !(p = parse_domain(p + 1, a->domain, &a->literal)))
+		return NULL;
+	if (*p++ != '>' || p - start > PATH_LEN)
+		return NULL;
+	return p;
+}
+
+/* The address as it goes on: local part as written, '@', domain. */
+static void address_text(const struct address *a, char *out, size_t size)
+{
+	snprintf(out, size, "%s%s%s", a->raw, a->domain[0] ? "@" : "", a->domain);
+}
+
+/* ---- Which addresses are ours ----------------------------------------- */
+
+/* An address literal is local when it names the address this connection
+ * came in on (RFC 5321 4.1.3), e.g. [127.0.0.1] or [IPv6:::1]. */
+static int literal_is_ours(const struct session *s, const char *lit)
+{
+	char text[DOMAIN_MAX + 1];
+	unsigned char want[16];
+	const struct sockaddr_storage *ss = &s->local_sa;
+	size_t n = strlen(lit);
+
+	if (n < 3 || n - 2 >= sizeof text)
+		return 0;
+	memcpy(text, lit + 1, n - 2);
+	text[n - 2] = '\0';
+	if (strncasecmp(text, "IPv6:", 5) == 0) {
+		if (inet_pton(AF_INET6, text + 5, want) != 1 || ss->ss_family != AF_INET6)
+			return 0;
+		return memcmp(want, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16) == 0;
+	}
+	if (inet_pton(AF_INET, text, want) != 1)
+		return 0;
+	if (ss->ss_family == AF_INET)
+		return memcmp(want, &((const struct sockaddr_in *)ss)->sin_addr, 4) == 0;
+	/* an IPv4 client on a dual-stack socket: ::ffff:a.b.c.d */
+	const unsigned char *v6 = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
+	static const unsigned char mapped[12] = {0,0,0,0,0,0,0,0,0,0,0xff,0xff};
+	return memcmp(v6, mapped, 12) == 0 && memcmp(v6 + 12, want, 4) == 0;
+}
+
+static int is_local_domain(const struct session *s, const struct address *a)
+{
+	int i;
+
+	if (a->domain[0] == '\0')
+		return 1;               /* <postmaster> alone (RFC 5321 4.1.1.3) */
+	if (a->literal)
+		return literal_is_ours(s, a->domain);
+	for (i = 0; i < cfg.ndomains; i++)
+		if (strcasecmp(a->domain, cfg.domains[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Turn a local part into a mailbox directory name: lower case, "+tag"
+ * removed, and only [a-z0-9._-] with no leading dot.  This is what keeps
+ * an address from naming a path outside the mail root ("../x", ".hidden",
+ * "a/b"); it also refuses relay tricks such as "user%other" and "a!b".
+ */
+static int mailbox_name(const char *local, char *name)
+{
+	size_t i;
+
+	for (i = 0; local[i] && local[i] != '+'; i++) {
+		int c = tolower((unsigned char)local[i]);
+		if (!(islower(c) || isdigit(c) || c == '.' || c == '-' || c == '_'))
+			return -1;
+		if (c == '.' && (i == 0 || local[i - 1] == '.'))
+			return -1;
+		name[i] = (char)c;
+	}
+	name[i] = '\0';
+	return i == 0 ? -1 : 0;
+}
+
+/* Does the Maildir ROOT/name exist?  Lookup is case-insensitive: a mailbox
+ * made by hand as "Alice" is found for "alice"; real[] gets its spelling. */
+static int mailbox_exists(const char *name, char *real)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	struct dirent *de;
+	DIR *d;
+	int found = 0;
+
+	snprintf(path, sizeof path, "%s/%s", cfg.mailroot, name);
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		snprintf(real, LOCAL_MAX + 1, "%s", name);
+		return 1;
+	}
+	if (!(d = opendir(cfg.mailroot)))
+		return 0;
+	while (!found && (de = readdir(d)))
+		if (strcasecmp(de->d_name, name) == 0) {
+			snprintf(path, sizeof path, "%s/%s", cfg.mailroot, de->d_name);
+			found = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+			if (found)   /* same length as name: it matched, ignoring case */
+				memcpy(real, de->d_name, strlen(name) + 1);
+		}
+	closedir(d);
+	return found;
+}
+
+/* ---- Recipients: aliases, mailboxes, the delivery list ------------------- */
+
+static const struct alias *find_alias(const char *name)
+{
+	size_t i;
+	for (i = 0; i < cfg.naliases; i++)
+		if (strcmp(cfg.aliases[i].name, name) == 0)
+			return &cfg.aliases[i];
+	return NULL;
+}
+
+/* Add one copy to the list, once: the same mailbox never gets two.
+ * Returns 0 (added, or there already), -1 when the list is full. */
+static int add_delivery(struct dlist *dl, const char *rcpt, const char *user)
+{
+	int i;
+
+	for (i = 0; i < dl->n; i++)
+		if (user[0] ? strcmp(dl->v[i].user, user) == 0
+			    : !dl->v[i].user[0] && strcasecmp(dl->v[i].rcpt, rcpt) == 0)
+			return 0;
+	if (dl->n >= DELIVERY_MAX)
+		return -1;
+	snprintf(dl->v[dl->n].rcpt, sizeof dl->v[dl->n].rcpt, "%s", rcpt);
+	snprintf(dl->v[dl->n].user, sizeof dl->v[dl->n].user, "%s", user);
+	dl->n++;
+	return 0;
+}
+
+struct expansion {
+	const char *seen[64];   /* aliases already expanded: loops stop here */
+	int nseen, depth;
+	int found;              /* mailboxes and remote addresses reached */
+};
+
+static void expand_local(const struct session *s, const char *name, const char *rcpt,
+			 struct dlist *dl, struct expansion *x);
+
+/* One member of an alias: a local name, a local address or a remote one. */
+static void expand_member(const struct session *s, const char *member,
+			  struct dlist *dl, struct expansion *x)
+{
+	char path[PATH_LEN + 3], name[LOCAL_MAX + 1], text[ADDR_SIZE];
+	struct address a;
+
+	if (member[0] == '|' || member[0] == '/' || strncasecmp(member, ":include:", 9) == 0) {
+		log_event(s, "alias-member-ignored member=\"%s\" reason=unsupported", member);
+		return;
+	}
+	snprintf(path, sizeof path, member[0] == '<' ? "%s" : "<%s>", member);
+	if (!parse_path(path, &a) || a.null) {
+		log_event(s, "alias-member-ignored member=\"%s\" reason=syntax", member);
+		return;
+	}
+	address_text(&a, text, sizeof text);
+	if (!is_local_domain(s, &a)) {          /* forwarded: goes to the queue */
+		if (add_delivery(dl, text, "") < 0)
+			log_event(s, "alias-member-ignored member=\"%s\" reason=too-many", member);
+		else
+			x->found++;
+		return;
+	}
+	if (mailbox_name(a.local, name) < 0) {
+		log_event(s, "alias-member-ignored member=\"%s\" reason=bad-name", member);
+		return;
+	}
+	snprintf(text, sizeof text, "%s@%s", name, cfg.domains[0]);
+	expand_local(s, name, text, dl, x);
+}
+
+/*
+ * A local name: an alias expands to its members (each alias once, so a
+ * loop a -> b -> a ends: the second "a" is taken as the mailbox a);
+ * anything else is a mailbox, which must exist (or -A, or postmaster).
+ */
+static void expand_local(const struct session *s, const char *name, const char *rcpt,
+			 struct dlist *dl, struct expansion *x)
+{
+	const struct alias *al = find_alias(name);
+	char real[LOCAL_MAX + 1];
+	int i;
+
+	for (i = 0; al && i < x->nseen; i++)
+		if (x->seen[i] == al->name)
+			al = NULL;
+	if (al && x->depth < ALIAS_DEPTH && x->nseen < 64) {
+		char *members = strdup(al->members), *m, *save = NULL;
+		if (!members)
+			return;
+		x->seen[x->nseen++] = al->name;
+		x->depth++;
+		for (m = strtok_r(members, ",", &save); m; m = strtok_r(NULL, ",", &save)) {
+			while (*m == ' ' || *m == '\t')
+				m++;
+			size_t n = strlen(m);
+			while (n > 0 && (m[n - 1] == ' ' || m[n - 1] == '\t'))
+				m[--n] = '\0';
+			if (n > 0)
+				expand_member(s, m, dl, x);
+		}
+		x->depth--;
+		free(members);
+		return;
+	}
+	if (mailbox_exists(name, real)) {
+		if (add_delivery(dl, rcpt, real) == 0)
+			x->found++;
+	} else if (cfg.autocreate || strcmp(name, "postmaster") == 0) {
+		if (add_delivery(dl, rcpt, name) == 0)  /* RFC 5321 4.5.1 */
+			x->found++;
+	}
+}
+
+/*
+ * Resolve one recipient into deliveries.  Returns the SMTP reply code:
+ * 250, or the refusal (and sets *esc and *why).
+ */
+static int resolve_rcpt(const struct session *s, const struct address *a,
+			struct dlist *dl, const char **esc, const char **why)
+{
+	char text[ADDR_SIZE], name[LOCAL_MAX + 1];
+	struct expansion x;
+
+	address_text(a, text, sizeof text);
+	if (a->domain[0] == '\0' && strcasecmp(a->local, "postmaster") != 0) {
+		*esc = "5.1.3", *why = "Address needs a domain";
+		return 501;
+	}
+	if (!is_local_domain(s, a)) {
+		if (!s->relay_ok) {             /* no open relay: RFC 5321 3.9, 7.1 */
+			*esc = "5.7.1", *why = "Relay access denied";
+			return 554;
+		}
+		if (add_delivery(dl, text, "") < 0) {
+			*esc = "4.5.3", *why = "Too many recipients";
+			return 452;
+		}
+		return 250;
+	}
+	if (mailbox_name(a->local, name) < 0) {
+		*esc = "5.1.3", *why = "Mailbox name not allowed here";
+		return 550;
+	}
+	if (a->domain[0] == '\0')
+		snprintf(text, sizeof text, "%s@%s", name, cfg.domains[0]);
+	memset(&x, 0, sizeof x);
+	expand_local(s, name, text, dl, &x);
+	if (x.found == 0) {
+		*esc = "5.1.1", *why = "User unknown";
+		return 550;
+	}
+	return 250;
+}
+
+/* ---- Small helpers for the commands ------------------------------------ */
+
+static void reset_transaction(struct session *s)
+{
+	s->sender[0] = '\0';
+	s->first_rcpt[0] = '\0';
+	s->nrcpt = 0;
+	s->dl.n = 0;
+	s->msg.len = 0;
+	s->msg_size = 0;
+	if (s->state > ST_READY)
+		s->state = ST_READY;
+}
+
+/* "FROM:" / "TO:" then optional spaces (tolerated, as most servers do). */
+static const char *after_keyword(const char *arg, const char *kw)
+{
+	size_t n = strlen(kw);
+	if (strncasecmp(arg, kw, n) != 0)
+		return NULL;
+	arg += n;
+	while (*arg == ' ')
+		arg++;
+	return arg;
+}
+
+/* The address VRFY or EXPN asks about: "<a@b>", "a@b" or a bare name. */
+static int parse_query(const char *arg, struct address *a)
+{
+	char path[PATH_LEN + 3];
+	const char *lt = strchr(arg, '<');
+
+	if (lt)
+		return parse_path(lt, a) ? 0 : -1;
+	snprintf(path, sizeof path, "<%s>", arg);
+	return parse_path(path, a) && !a->null ? 0 : -1;
+}
+
+static int lookup_local(const struct session *s, const char *arg, struct dlist *dl, int *local)
+{
+	struct address a;
+	char name[LOCAL_MAX + 1], text[ADDR_SIZE];
+	struct expansion x;
+
+	*local = 0;
+	if (parse_query(arg, &a) < 0)
+		return -1;
+	if (!is_local_domain(s, &a))
+		return 0;
+	*local = 1;
+	if (mailbox_name(a.local, name) < 0)
+		return 0;
+	snprintf(text, sizeof text, "%s@%s", name, cfg.domains[0]);
+	memset(&x, 0, sizeof x);
+	expand_local(s, name, text, dl, &x);
+	return 0;
+}
+
+/* ---- The commands (RFC 5321 4.1.1), one function each --------------------- */
+
+static void cmd_helo(struct session *s, char *arg);
+static void cmd_ehlo(struct session *s, char *arg);
+static void cmd_mail(struct session *s, char *arg);
+static void cmd_rcpt(struct session *s, char *arg);
+static void cmd_data(struct session *s, char *arg);
+static void cmd_rset(struct session *s, char *arg);
+static void cmd_noop(struct session *s, char *arg);
+static void cmd_quit(struct session *s, char *arg);
+static void cmd_vrfy(struct session *s, char *arg);
+static void cmd_expn(struct session *s, char *arg);
+static void cmd_help(struct session *s, char *arg);
+static void cmd_unsupported(struct session *s, char *arg);
+
+/*
+ * The command table: reading it is reading the protocol.  Each row is a
+ * verb, the states it is allowed in (else 503, RFC 5321 4.1.4), the
+ * function, and the text HELP shows.  There is no "ends a pipelined group"
+ * flag: replies are flushed whenever the input runs dry, which is exactly
+ * when a pipelining client waits for them (RFC 2920 3.2).
+ */
+static const struct command {
+	const char *verb;
+	unsigned allowed;
+	void (*run)(struct session *, char *);
+	const char *help;
+} commands[] = {
+	{ "HELO", ANY_STATE, cmd_helo,
+	  "HELO <your-hostname>: say hello, plain SMTP (RFC 5321 4.1.1.1)" },
+	{ "EHLO", ANY_STATE, cmd_ehlo,
+	  "EHLO <your-hostname>: say hello and list the extensions (RFC 5321 4.1.1.1)" },
+	{ "MAIL", IN(ST_READY), cmd_mail,
+	  "MAIL FROM:<sender> [SIZE=n] [BODY=7BIT|8BITMIME]: start a transaction;\n"
+	  "<> is the null sender that bounces use (RFC 5321 4.1.1.2)" },
+	{ "RCPT", IN(ST_MAIL) | IN(ST_RCPT), cmd_rcpt,
+	  "RCPT TO:<recipient>: add one recipient; repeat for more, up to 100 (RFC 5321 4.1.1.3)" },
+	{ "DATA", IN(ST_MAIL) | IN(ST_RCPT), cmd_data,
+	  "DATA: send the message, then a line holding only \".\" (RFC 5321 4.1.1.4)" },
+	{ "RSET", ANY_STATE, cmd_rset,
+	  "RSET: forget the current transaction (RFC 5321 4.1.1.5)" },
+	{ "VRFY", ANY_STATE, cmd_vrfy,
+	  "VRFY <user>: does this mailbox exist? Off unless smtpd runs with -V (RFC 5321 4.1.1.6)" },
+	{ "EXPN", ANY_STATE, cmd_expn,
+	  "EXPN <alias>: list an alias's members. Off unless smtpd runs with -V (RFC 5321 4.1.1.7)" },
+	{ "HELP", ANY_STATE, cmd_help,
+	  "HELP [command]: this text (RFC 5321 4.1.1.8)" },
+	{ "NOOP", ANY_STATE, cmd_noop,
+	  "NOOP: do nothing, answer 250 (RFC 5321 4.1.1.9)" },
+	{ "QUIT", ANY_STATE, cmd_quit,
+	  "QUIT: end the session (RFC 5321 4.1.1.10)" },
+	/* Known verbs this server does not implement: 502 (RFC 5321 4.2.4). */
+	{ "STARTTLS", ANY_STATE, cmd_unsupported, "STARTTLS: not implemented (RFC 3207)" },
+	{ "AUTH", ANY_STATE, cmd_unsupported, "AUTH: not implemented (RFC 4954)" },
+	{ "BDAT", ANY_STATE, cmd_unsupported, "BDAT: not implemented (RFC 3030)" },
+	{ "ETRN", ANY_STATE, cmd_unsupported, "ETRN: not implemented (RFC 1985)" },
+	{ "TURN", ANY_STATE, cmd_unsupported, "TURN: obsolete, not implemented (RFC 821)" },
+	{ "SEND", ANY_STATE, cmd_unsupported, "SEND: obsolete, not implemented (RFC 821)" },
+	{ "SOML", ANY_STATE, cmd_unsupported, "SOML: obsolete, not implemented (RFC 821)" },
+	{ "SAML", ANY_STATE, cmd_unsupported, "SAML: obsolete, not implemented (RFC 821)" },
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+/* RFC 5321 4.1.1.1 HELO/EHLO: the client names itself; a transaction in
+ * progress is abandoned (4.1.4). */
+static int greet(struct session *s, char *arg, const char *verb)
+{
+	size_t n = strcspn(arg, " ");
+
+	if (n == 0) {
+		reply_error(s, 501, "5.5.4", "Syntax: %s <hostname>", verb);
+		return -1;
+	}
+	if (n >= sizeof s->helo)
+		n = sizeof s->helo - 1;
+	memcpy(s->helo, arg, n);
+	s->helo[n] = '\0';
+	s->state = ST_READY;
+	reset_transaction(s);
+	return 0;
+}
+
+static void cmd_helo(struct session *s, char *arg)
+{
+	if (greet(s, arg, "HELO") == 0) {
+		s->esmtp = 0;
+		reply(s, 250, NULL, "%s Hello %s [%s]", cfg.hostname, s->helo, s->peer);
+	}
+}
+
+/* RFC 5321 4.1.1.1 EHLO: the reply lists the extensions we implement. */
+static void cmd_ehlo(struct session *s, char *arg)
+{
+	if (greet(s, arg, "EHLO") == 0) {
+		s->esmtp = 1;
+		reply(s, 250, NULL, "%s Hello %s [%s]\nPIPELINING\nSIZE %lu\n8BITMIME\n"
+		      "ENHANCEDSTATUSCODES\nHELP", cfg.hostname, s->helo, s->peer, cfg.maxsize);
+	}
+}
+
+/* MAIL parameters: SIZE (RFC 1870) and BODY (RFC 6152), only after EHLO. */
+static int mail_params(struct session *s, const char *p)
+{
+	while (*p == ' ')
+		p++;
+	while (*p) {
+		size_t n = strcspn(p, " ");
+		if (!s->esmtp) {
+			reply_error(s, 555, "5.5.4", "Parameters need EHLO");
+			return -1;
+		}
+		if (strncasecmp(p, "SIZE=", 5) == 0) {
+			char *end;
+			unsigned long size;
+			errno = 0;
+			size = strtoul(p + 5, &end, 10);
+			if (!isdigit((unsigned char)p[5]) || end != p + n || errno) {
+				reply_error(s, 501, "5.5.4", "Bad SIZE parameter");
+				return -1;
+			}
+			if (size > cfg.maxsize) {   /* RFC 1870 6.1: refuse now */
+				reply(s, 552, "5.3.4", "Message size exceeds fixed limit of %lu", cfg.maxsize);
+				return -1;
+			}
+		} else if (strncasecmp(p, "BODY=", 5) == 0) {
+			if (!((n == 9 && strncasecmp(p + 5, "7BIT", 4) == 0) ||
+			      (n == 13 && strncasecmp(p + 5, "8BITMIME", 8) == 0))) {
+				reply_error(s, 501, "5.5.4", "BODY must be 7BIT or 8BITMIME");
+				return -1;
+			}
+		} else {
+			reply_error(s, 555, "5.5.4", "Unsupported parameter %.*s", (int)n, p);
+			return -1;
+		}
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+	return 0;
+}
+
+/* RFC 5321 4.1.1.2 MAIL: the envelope sender, where bounces go. */
+static void cmd_mail(struct session *s, char *arg)
+{
+	const char *p = after_keyword(arg, "FROM:");
+	struct address a;
+
+	if (!p) {
+		reply_error(s, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
+		return;
+	}
+	if (!(p = parse_path(p, &a)) || (!a.null && !a.domain[0])) {
+		reply_error(s, 501, "5.1.7", "Bad sender address syntax");
+		return;
+	}
+	if (mail_params(s, p) < 0)
+		return;
+	reset_transaction(s);
+	address_text(&a, s->sender, sizeof s->sender);
+	s->state = ST_MAIL;
+	log_event(s, "mail from=<%s>", s->sender);
+	reply(s, 250, "2.1.0", "Sender <%s> OK", s->sender);
+}
+
+/* RFC 5321 4.1.1.3 RCPT: one recipient; the reply says for this one alone
+ * whether we take it. */
+static void cmd_rcpt(struct session *s, char *arg)
+{
+	const char *p = after_keyword(arg, "TO:");
+	const char *esc = "", *why = "";
+	char text[ADDR_SIZE];
+	struct address a;
+	int code, before = s->dl.n;
+
+	if (!p) {
+		reply_error(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
+		return;
+	}
+	if (!(p = parse_path(p, &a)) || a.null) {
+		reply_error(s, 501, "5.1.3", "Bad recipient address syntax");
+		return;
+	}
+	while (*p == ' ')
+		p++;
+	if (*p) {
+		reply_error(s, 555, "5.5.4", "Unsupported parameter %s", p);
+		return;
+	}
+	address_text(&a, text, sizeof text);
+	if (s->nrcpt >= RCPT_MAX) {             /* RFC 5321 4.5.3.1.10 */
+		code = 452, esc = "4.5.3", why = "Too many recipients";
+	} else {
+		code = resolve_rcpt(s, &a, &s->dl, &esc, &why);
+	}
+	log_event(s, "rcpt to=<%s> status=%d", text, code);
+	if (code != 250) {
+		s->dl.n = before;
+		if (code == 501)
+			reply_error(s, code, esc, "<%s>: %s", text, why);
+		else
+			reply(s, code, esc, "<%s>: %s", text, why);
+		return;
+	}
+	if (s->nrcpt++ == 0)
+		snprintf(s->first_rcpt, sizeof s->first_rcpt, "%s", text);
+	s->state = ST_RCPT;
+	reply(s, 250, "2.1.5", "Recipient <%s> OK", text);
+}
+
+/* RFC 5321 4.1.1.5 RSET: abandon the transaction; HELO stays. */
+static void cmd_rset(struct session *s, char *arg)
+{
+	if (*arg) {
+		reply_error(s, 501, "5.5.4", "Syntax: RSET");
+		return;
+	}
+	reset_transaction(s);
+	reply(s, 250, "2.0.0", "Ok");
+}
+
+/* RFC 5321 4.1.1.9 NOOP: an argument is allowed and ignored. */
+static void cmd_noop(struct session *s, char *arg)
+{
+	(void)arg;
+	reply(s, 250, "2.0.0", "Ok");
+}
+
+/* RFC 5321 4.1.1.10 QUIT: 221, then we close. */
+static void cmd_quit(struct session *s, char *arg)
+{
+	(void)arg;
+	reply(s, 221, "2.0.0", "%s closing connection", cfg.hostname);
+	s->quit = 1;
+}
+
+/* RFC 5321 4.1.1.6 VRFY.  Off by default (3.5.3: 252 "cannot verify, but
+ * will try"), since answering it truthfully helps address harvesters. */
+static void cmd_vrfy(struct session *s, char *arg)
+{
+	struct dlist dl = { NULL, 0 };
+	int local;
+
+	if (!*arg) {
+		reply_error(s, 501, "5.5.4", "Syntax: VRFY <user>");
+		return;
+	}
+	if (!cfg.vrfy) {
+		reply(s, 252, "2.5.2", "Cannot VRFY user, but will accept message and attempt delivery");
+		return;
+	}
+	if (!(dl.v = calloc(DELIVERY_MAX, sizeof *dl.v))) {
+		reply(s, 451, "4.3.0", "Out of memory");
+		return;
+	}
+	if (lookup_local(s, arg, &dl, &local) < 0)
+		reply_error(s, 501, "5.1.3", "Bad address syntax");
+	else if (!local)
+		reply(s, 252, "2.1.5", "Not a local address; will accept and attempt delivery");
+	else if (dl.n == 0)
+		reply(s, 550, "5.1.1", "User unknown");
+	else if (dl.n == 1)
+		reply(s, 250, "2.1.5", "<%s>", dl.v[0].rcpt);
+	else
+		reply(s, 250, "2.1.5", "%s is an alias of %d members (EXPN lists them)", arg, dl.n);
+	free(dl.v);
+}
+
+/* RFC 5321 4.1.1.7 EXPN: one line per member of the alias.  Off by
+ * default (502), like VRFY, and for the same reason. */
+static void cmd_expn(struct session *s, char *arg)
+{
+	struct dlist dl = { NULL, 0 };
+	struct buffer text = { NULL, 0, 0 };
+	int local, i;
+
+	if (!*arg) {
+		reply_error(s, 501, "5.5.4", "Syntax: EXPN <alias>");
+		return;
+	}
+	if (!cfg.vrfy) {
+		reply(s, 502, "5.5.1", "EXPN disabled");
+		return;
+	}
+	if (!(dl.v = calloc(DELIVERY_MAX, sizeof *dl.v))) {
+		reply(s, 451, "4.3.0", "Out of memory");
+		return;
+	}
+	if (lookup_local(s, arg, &dl, &local) < 0)
+		reply_error(s, 501, "5.1.3", "Bad address syntax");
+	else if (!local || dl.n == 0)
+		reply(s, 550, "5.1.1", "No such local alias or user");
+	else {
+		size_t size = (size_t)dl.n * (PATH_LEN + 4);
+		if ((text.data = malloc(size))) {
+			for (i = 0; i < dl.n; i++)
+				text.len += (size_t)snprintf(text.data + text.len, size - text.len,
+							     "%s<%s>", i ? "\n" : "", dl.v[i].rcpt);
+			reply(s, 250, "2.1.5", "%s", text.data);
+			free(text.data);
+		}
+	}
+	free(dl.v);
+}
+
+/* RFC 5321 4.1.1.8 HELP: the list, or one command's syntax and purpose. */
+static void cmd_help(struct session *s, char *arg)
+{
+	size_t i;
+
+	if (!*arg) {
+		reply(s, 214, "2.0.0", "Commands, in the order of a session:\n"
+		      "HELO EHLO MAIL RCPT DATA RSET VRFY EXPN HELP NOOP QUIT\n"
+		      "\"HELP <command>\" explains one. The protocol is RFC 5321.");
+		return;
+	}
+	for (i = 0; i < NCOMMANDS; i++)
+		if (strcasecmp(arg, commands[i].verb) == 0) {
+			reply(s, 214, "2.0.0", "%s", commands[i].help);
+			return;
+		}
+	reply(s, 504, "5.5.1", "HELP: no such command: %s", arg);
+}
+
+/* RFC 5321 4.2.4: a command we know of but do not implement. */
+static void cmd_unsupported(struct session *s, char *arg)
+{
+	(void)arg;
+	reply_error(s, 502, "5.5.1", "Command not implemented");
+}
+
+/* ---- DATA ---------------------------------------------------------------- */
+
+static int buffer_add(struct buffer *b, const char *p, size_t n)
+{
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 65536;
+		char *d;
+		while (cap < b->len + n)
+			cap *= 2;
+		if (!(d = realloc(b->data, cap)))
+			return -1;
+		b->data = d;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+static int buffer_printf(struct buffer *b, const char *fmt, ...)
+{
+	char text[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof text)
+		return -1;
+	return buffer_add(b, text, (size_t)n);
+}
+
+/* Keep one byte of the message, unless it is already too big (then we
+ * still read to the end, and answer 552 there: RFC 5321 4.5.3.1.10). */
+static void keep_byte(struct session *s, char c, int *too_big)
+{
+	s->msg_size += (c == '\n') ? 2 : 1;    /* size on the wire: CRLF */
+	if (s->msg_size > cfg.maxsize)
+		*too_big = 1;
+	if (!*too_big && buffer_add(&s->msg, &c, 1) < 0)
+		*too_big = 1;
+}
+
+/* The states of the DATA byte machine. */
+enum data_state {
+	D_BOL,      /* just after CRLF (or DATA's own CRLF): a dot is special */
+	D_TEXT,     /* inside a line */
+	D_CR,       /* after a CR: only LF may follow */
+	D_DOT,      /* after a dot at the start of a line */
+	D_DOT_CR    /* after "<CRLF>.<CR>": LF ends the data */
+};
+
+/* A byte inside a line.  An LF here has no CR before it: a bare LF, which
+ * does not end the line. */
+static enum data_state text_byte(struct session *s, char c, int *bare, int *too_big)
+{
+	if (c == '\r')
+		return D_CR;
+	if (c == '\n')
+		*bare = 1;
+	if (!*bare)             /* a message to be refused need not be kept */
+		keep_byte(s, c, too_big);
+	return D_TEXT;
+}
+
+/*
+ * Read the message after 354, byte by byte from the input buffer.
+ * RFC 5321 4.1.1.4: the data ends with CRLF "." CRLF, and only that: a
+ * bare LF (or CR) never ends a line here, so "<LF>.<LF>" cannot end the
+ * message early -- the 2023 SMTP smuggling attack needs a server that
+ * lets it.  A bare CR or LF anywhere sets *bare and the message is
+ * refused at its end (RFC 5321 2.3.8).  RFC 5321 4.5.2: a line starting
+ * with "." has had that dot doubled by the client; we remove one.
+ * Lines are stored with LF ends, as Maildir expects.
+ * Returns 1 at the end of data, or an IN_ code (EOF, timeout, error).
+ */
+static int read_data(struct session *s, int *bare, int *too_big)
+{
+	enum data_state st = D_BOL;
+	int r;
+
+	*bare = *too_big = 0;
+	s->msg.len = 0;
+	s->msg_size = 0;
+	for (;;) {
+		char c;
+		if (s->in_start == s->in_end && (r = fill(s)) <= 0)
+			return r;
+		c = s->in[s->in_start++];
+		switch (st) {
+		case D_BOL:
+			st = (c == '.') ? D_DOT : text_byte(s, c, bare, too_big);
+			break;
+		case D_DOT:         /* ".\r" may end the data; else drop the dot */
+			st = (c == '\r') ? D_DOT_CR : text_byte(s, c, bare, too_big);
+			break;
+		case D_TEXT:
+			st = text_byte(s, c, bare, too_big);
+			break;
+		case D_CR:
+		case D_DOT_CR:
+			if (c == '\n') {
+				if (st == D_DOT_CR)
+					return 1;           /* CRLF . CRLF */
+				keep_byte(s, '\n', too_big);
+				st = D_BOL;
+				break;
+			}
+			*bare = 1;                          /* a CR without its LF */
+			st = text_byte(s, c, bare, too_big);
+			break;
+		}
+	}
+}
+
+/* RFC 5321 6.3: count Received: lines in the header to spot mail loops. */
+static int count_hops(const struct buffer *m)
+{
+	const char *p = m->data, *end = m->data + m->len;
+	int hops = 0;
+
+	while (p && p < end && *p != '\n') {    /* the header ends at an empty line */
+		if (end - p >= 9 && strncasecmp(p, "Received:", 9) == 0)
+			hops++;
+		p = memchr(p, '\n', (size_t)(end - p));
+		if (p)
+			p++;
+	}
+	return hops;
+}
+
+/* With -v, show the message as it crossed the wire (dots stuffed again). */
+static void log_message(const struct session *s)
+{
+	const char *p = s->msg.data, *end = s->msg.data + s->msg.len;
+
+	while (p && p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		log_event(s, "C: %s%.*s", *p == '.' ? "." : "", (int)n, p);
+		p = nl ? nl + 1 : end;
+	}
+	log_event(s, "C: .");
+}
+
+/* ---- Delivery: Maildir and the queue ------------------------------------ */
+
+/* A unique name (maildir(5)): seconds, microseconds, pid, a counter. */
+static void new_id(char *id, size_t size)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(id, size, "%lld.M%06ldP%ldQ%lu", (long long)ts.tv_sec,
+		 ts.tv_nsec / 1000, (long)getpid(), ++deliveries_made);
+}
+
+/* RFC 5321 4.4 trace line.  "for" only with one recipient, so Bcc
+ * recipients never see each other's addresses. */
+static int build_received(const struct session *s, const char *id, struct buffer *b)
+{
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	localtime_r(&now, &tm);
+	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+	if (buffer_printf(b, "Received: from %s ([%s%s])\n\tby %s with %s id %s",
+			  s->helo, s->peer_v6 ? "IPv6:" : "", s->peer, cfg.hostname,
+			  s->esmtp ? "ESMTP" : "SMTP", id) < 0)
+		return -1;
+	if (s->nrcpt == 1 && buffer_printf(b, "\n\tfor <%s>", s->first_rcpt) < 0)
+		return -1;
+	return buffer_printf(b, "; %s\n", date);
+}
+
+static int write_all_fd(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Create path (it must not exist), write head and message, fsync.  On any
+ * failure the file is removed and errno tells why. */
+static int write_durably(const char *path, const struct buffer *head, const struct buffer *msg)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600), saved;
+
+	if (fd < 0)
+		return -1;
+	if (write_all_fd(fd, head->data, head->len) == 0 &&
+	    write_all_fd(fd, msg->data, msg->len) == 0 &&
+	    fsync(fd) == 0 && close(fd) == 0)
+		return 0;
+	saved = errno;
+	close(fd);
+	unlink(path);
+	errno = saved;
+	return -1;
+}
+
+static int sync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY), r, saved;
+
+	if (fd < 0)
+		return -1;
+	r = fsync(fd);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return r;
+}
+
+static int make_dir(const char *path)
+{
+	return mkdir(path, 0700) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+/* The Maildir ROOT/user with tmp/ new/ cur/ (created for -A and postmaster). */
+static int ensure_maildir(const char *user)
+{
+	static const char *sub[] = { "", "/tmp", "/new", "/cur" };
+	char path[PATH_MAX];
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		snprintf(path, sizeof path, "%s/%s%s", cfg.mailroot, user, sub[i]);
+		if (make_dir(path) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* A file written in tmp/ that becomes visible by rename() into its dir. */
+struct pending {
+	const char *kind;                   /* "stored" or "queued", for the log */
+	char tmp[PATH_MAX], dst[PATH_MAX], dir[PATH_MAX];
+};
+
+/* One copy into a Maildir's tmp/: Return-Path and Delivered-To (added at
+ * final delivery, RFC 5321 4.4), our Received:, the message. */
+static int write_maildir_copy(const struct session *s, const struct delivery *d,
+			      const char *name, const struct buffer *received, struct pending *p)
+{
+	struct buffer head = { NULL, 0, 0 };
+	int r;
+
+	if (ensure_maildir(d->user) < 0)
+		return -1;
+	p->kind = "stored";
+	snprintf(p->tmp, sizeof p->tmp, "%s/%s/tmp/%s", cfg.mailroot, d->user, name);
+	snprintf(p->dst, sizeof p->dst, "%s/%s/new/%s", cfg.mailroot, d->user, name);
+	snprintf(p->dir, sizeof p->dir, "%s/%s/new", cfg.mailroot, d->user);
+	if (buffer_printf(&head, "Return-Path: <%s>\nDelivered-To: %s\n", s->sender, d->rcpt) < 0 ||
+	    buffer_add(&head, received->data, received->len) < 0) {
+		free(head.data);
+		errno = ENOMEM;
+		return -1;
+	}
+	r = write_durably(p->tmp, &head, &s->msg);
+	free(head.data);
+	return r;
+}
+
+/* The queue entry (format in NOTES.md): envelope lines, an empty line,
+ * then the message with our Received: on top. */
+static int write_queue_entry(const struct session *s, const char *id,
+			     const struct buffer *received, struct pending *p)
+{
+	struct buffer head = { NULL, 0, 0 };
+	long long now = (long long)time(NULL);
+	int i, r = 0;
+
+	p->kind = "queued";
+	snprintf(p->tmp, sizeof p->tmp, "%s/tmp/%s", cfg.queuedir, id);
+	snprintf(p->dst, sizeof p->dst, "%s/entries/%s", cfg.queuedir, id);
+	snprintf(p->dir, sizeof p->dir, "%s/entries", cfg.queuedir);
+	r |= buffer_printf(&head, "version 1\nid %s\nsender <%s>\narrival %lld\n"
+			   "attempts 0\nnext %lld\n", id, s->sender, now, now);
+	for (i = 0; i < s->dl.n; i++)
+		if (!s->dl.v[i].user[0])
+			r |= buffer_printf(&head, "rcpt <%s>\n", s->dl.v[i].rcpt);
+	r |= buffer_add(&head, "\n", 1);
+	r |= buffer_add(&head, received->data, received->len);
+	if (r < 0) {
+		free(head.data);
+		errno = ENOMEM;
+		return -1;
+	}
+	r = write_durably(p->tmp, &head, &s->msg);
+	free(head.data);
+	return r;
+}
+
+/*
+ * Store the message for every delivery, all or nothing.  First every copy
+ * is written and fsynced in a tmp/ directory; only when all are durable
+ * are they renamed into place (new/, queue entries/) and those
+ * directories fsynced.  rename() is atomic, so a reader never sees half a
+ * file, and a crash before the 250 leaves only tmp/ files behind.
+ * Returns 0, or -1 with errno set and nothing left in any new/.
+ */
+static int deliver(struct session *s, char *id, size_t idsize)
+{
+	struct buffer received = { NULL, 0, 0 };
+	struct pending *pv;
+	char name[600];
+	int i, np = 0, nremote = 0, r = 0, renamed = 0, saved = 0;
+
+	new_id(id, idsize);
+	snprintf(name, sizeof name, "%s.%s", id, cfg.file_host);
+	if (!(pv = calloc((size_t)s->dl.n + 1, sizeof *pv)) || build_received(s, id, &received) < 0) {
+		free(pv);
+		free(received.data);
+		errno = ENOMEM;
+		return -1;
+	}
+	for (i = 0; i < s->dl.n && r == 0; i++) {
+		if (!s->dl.v[i].user[0])
+			nremote++;
+		else if ((r = write_maildir_copy(s, &s->dl.v[i], name, &received, &pv[np])) == 0)
+			np++;
+	}
+	if (r == 0 && nremote > 0 && (r = write_queue_entry(s, id, &received, &pv[np])) == 0)
+		np++;
+	for (i = 0; r == 0 && i < np; i++, renamed++)
+		r = rename(pv[i].tmp, pv[i].dst);
+	for (i = 0; r == 0 && i < np; i++)
+		r = sync_dir(pv[i].dir);
+	if (r < 0) {                            /* undo: nothing half-delivered */
+		saved = errno;
+		for (i = 0; i < np; i++)
+			unlink(i < renamed ? pv[i].dst : pv[i].tmp);
+	}
+	for (i = 0; i < np && r == 0; i++)
+		log_event(s, "%s id=%s path=%s", pv[i].kind, id, pv[i].dst);
+	free(pv);
+	free(received.data);
+	errno = saved;
+	return r;
+}
+
+/* RFC 5321 4.1.1.4 DATA: 354, the message, then one reply for all of it. */
+static void cmd_data(struct session *s, char *arg)
+{
+	char id[128];
+	int bare, too_big, r;
+
+	if (*arg) {
+		reply_error(s, 501, "5.5.4", "Syntax: DATA");
+		return;
+	}
+	if (s->state != ST_RCPT) {              /* RFC 5321 3.3: no recipient */
+		reply(s, 554, "5.5.1", "No valid recipients");
+		return;
+	}
+	reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+	r = read_data(s, &bare, &too_big);
+	if (r == IN_TIMEOUT) {
+		reply(s, 421, "4.4.2", "%s Timeout during DATA, closing connection", cfg.hostname);
+		s->quit = 1;
+		return;
+	}
+	if (r <= 0) {                           /* client gone: nothing is kept */
+		log_event(s, "data-aborted reason=disconnect");
+		s->quit = 1;
+		return;
+	}
+	if (cfg.verbose)
+		log_message(s);
+	if (bare) {
+		log_event(s, "rejected reason=bare-cr-or-lf");
+		reply(s, 550, "5.6.0", "Message has a bare CR or LF; lines must end in CRLF (RFC 5321 2.3.8)");
+	} else if (too_big) {
+		log_event(s, "rejected reason=too-big size=%lu", s->msg_size);
+		reply(s, 552, "5.3.4", "Message size exceeds fixed limit of %lu", cfg.maxsize);
+	} else if (count_hops(&s->msg) > HOPS_MAX) {
+		log_event(s, "rejected reason=mail-loop");
+		reply(s, 554, "5.4.6", "Too many Received: headers, mail loop (RFC 5321 6.3)");
+	} else if (deliver(s, id, sizeof id) < 0) {
+		int full = (errno == ENOSPC || errno == EDQUOT || errno == EFBIG);
+		log_event(s, "delivery-failed error=\"%s\"", strerror(errno));
+		if (full)
+			reply(s, 452, "4.3.1", "Insufficient system storage");
+		else
+			reply(s, 451, "4.3.0", "Local error in processing");
+	} else {
+		reply(s, 250, "2.0.0", "Ok: queued as %s", id);
+	}
+	reset_transaction(s);
+}
+
+/* ---- The session ---------------------------------------------------------- */
+
+/* Find the verb in the table, check the state, run it. */
+static void dispatch(struct session *s, char *line)
+{
+	size_t n = strcspn(line, " "), i;
+	char *arg = line + n;
+
+	while (*arg == ' ')
+		arg++;
+	for (i = 0; i < NCOMMANDS; i++)
+		if (strlen(commands[i].verb) == n && strncasecmp(line, commands[i].verb, n) == 0)
+			break;
+	if (i == NCOMMANDS) {
+		reply_error(s, 500, "5.5.2", "Command unrecognized");
+		return;
+	}
+	if (!(commands[i].allowed & IN(s->state))) {
+		const char *why = s->state == ST_START ? "Send HELO or EHLO first"
+			: commands[i].run == cmd_mail ? "Sender already given (RSET starts over)"
+			: commands[i].run == cmd_rcpt ? "Need MAIL before RCPT"
+			: "Need MAIL and RCPT before DATA";
+		reply_error(s, 503, "5.5.1", "%s", why);
+		return;
+	}
+	commands[i].run(s, arg);
+}
+
+/* Who is on the other end, and may they relay? */
+static int cidr_match(const struct cidr *c, int family, const unsigned char *addr)
+{
+	int full = c->bits / 8, rest = c->bits % 8;
+
+	if (c->family != family)
+		return 0;
+	if (memcmp(c->addr, addr, (size_t)full) != 0)
+		return 0;
+	return rest == 0 || ((c->addr[full] ^ addr[full]) & (0xff << (8 - rest))) == 0;
+}
+
+static void identify_peer(struct session *s, const struct sockaddr_storage *ss)
+{
+	static const unsigned char mapped[12] = {0,0,0,0,0,0,0,0,0,0,0xff,0xff};
+	const unsigned char *bytes;
+	int family = ss->ss_family, i;
+
+	if (family == AF_INET6) {
+		bytes = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
+		if (memcmp(bytes, mapped, 12) == 0) {   /* IPv4 on a dual-stack socket */
+			bytes += 12;
+			family = AF_INET;
+		}
+	} else {
+		bytes = (const unsigned char *)&((const struct sockaddr_in *)ss)->sin_addr;
+	}
+	inet_ntop(family, bytes, s->peer, sizeof s->peer);
+	s->peer_v6 = (family == AF_INET6);
+	for (i = 0; i < cfg.nrelay && !s->relay_ok; i++)
+		s->relay_ok = cidr_match(&cfg.relay[i], family, bytes);
+}
+
+/* RFC 5321 2.4: commands are US-ASCII; a NUL would also cut the line short. */
+static int is_7bit_command(const char *line, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (line[i] == '\0' || (unsigned char)line[i] > 127)
+			return 0;
+	return 1;
+}
+
+/* One client, from greeting to close.  Runs in its own process. */
+static void session(int fd, const struct sockaddr_storage *peer)
+{
+	struct session *s = calloc(1, sizeof *s);
+	char line[CMD_LINE_MAX + 1];
+	socklen_t len = sizeof s->local_sa;
+	struct timeval tv;
+	int n;
+
+	if (!s || !(s->dl.v = calloc(DELIVERY_MAX, sizeof *s->dl.v))) {
+		fprintf(stderr, "smtpd: out of memory\n");
+		return;
+	}
+	s->fd = fd;
+	snprintf(s->id, sizeof s->id, "%lx.%ld", (unsigned long)time(NULL), (long)getpid());
+	if (getsockname(fd, (struct sockaddr *)&s->local_sa, &len) < 0)
+		log_event(s, "getsockname error=\"%s\"", strerror(errno));
+	identify_peer(s, peer);
+	tv.tv_sec = cfg.timeout;                /* a client that stops reading */
+	tv.tv_usec = 0;
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	log_event(s, "connect client=%s relay=%s", s->peer, s->relay_ok ? "yes" : "no");
+
+	/* RFC 5321 3.1 and 4.2: the greeting. */
+	reply(s, 220, NULL, "%s ESMTP", cfg.hostname);
+	while (!s->quit && !s->dead) {
+		n = read_line(s, line);
+		if (n == IN_TIMEOUT) {          /* RFC 5321 4.5.3.2.7 */
+			reply(s, 421, "4.4.2", "%s Idle timeout, closing connection", cfg.hostname);
+			log_event(s, "timeout");
+			break;
+		}
+		if (n == IN_EOF || n == IN_ERROR) {
+			log_event(s, "client-gone state=%d", (int)s->state);
+			break;
+		}
+		if (n == IN_TOO_LONG) {         /* RFC 5321 4.5.3.1.4 */
+			reply_error(s, 500, "5.5.2", "Line too long (limit %d octets with CRLF)", CMD_LINE_MAX);
+			continue;
+		}
+		if (cfg.verbose)
+			log_event(s, "C: %s", line);
+		if (!is_7bit_command(line, (size_t)n)) {
+			reply_error(s, 500, "5.5.2", "Commands are 7-bit ASCII without NUL bytes");
+			continue;
+		}
+		dispatch(s, line);
+	}
+	flush_out(s);
+	close(fd);
+	log_event(s, "disconnect");
+	free(s->msg.data);
+	free(s->dl.v);
+	free(s);
+}
+
+/* ---- Start-up ------------------------------------------------------------- */
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: smtpd [-a addr] [-p port] [-m maildir-root] [-d domain]... [-n hostname] [-A]\n"
+		"             [-q queue-dir] [-r cidr]... [-s max-bytes] [-c max-sessions] [-t seconds]\n"
+		"             [-x aliases-file] [-V] [-v]\n");
+	exit(2);
+}
+
+/* "10.0.0.0/8", "::1", "192.0.2.7": an address and a prefix length. */
+static int parse_cidr(const char *text, struct cidr *c)
+{
+	char addr[INET6_ADDRSTRLEN + 1];
+	const char *slash = strchr(text, '/');
+	size_t n = slash ? (size_t)(slash - text) : strlen(text);
+	char *end;
+	long bits;
+
+	if (n >= sizeof addr)
+		return -1;
+	memcpy(addr, text, n);
+	addr[n] = '\0';
+	memset(c, 0, sizeof *c);
+	if (inet_pton(AF_INET, addr, c->addr) == 1)
+		c->family = AF_INET, c->bits = 32;
+	else if (inet_pton(AF_INET6, addr, c->addr) == 1)
+		c->family = AF_INET6, c->bits = 128;
+	else
+		return -1;
+	if (slash) {
+		bits = strtol(slash + 1, &end, 10);
+		if (*end || end == slash + 1 || bits < 0 || bits > c->bits)
+			return -1;
+		c->bits = (int)bits;
+	}
+	return 0;
+}
+
+static long number_option(const char *text, long min, long max)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(text, &end, 10);
+	if (errno || *end || end == text || v < min || v > max) {
+		fprintf(stderr, "smtpd: bad number: %s\n", text);
+		usage();
+	}
+	return v;
+}
+
+/* The aliases file, /etc/aliases syntax: "name: member, member", lines
+ * starting with whitespace continue the previous entry, '#' starts a
+ * comment line.  Names are matched in lower case. */
+static int load_aliases(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0, i;
+	ssize_t n;
+	struct alias *last = NULL;
+
+	if (!f) {
+		fprintf(stderr, "smtpd: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	while ((n = getline(&line, &cap, f)) > 0) {
+		char *colon, *p;
+		if (line[n - 1] == '\n')
+			line[--n] = '\0';
+		if (line[0] == '#' || strspn(line, " \t") == (size_t)n)
+			continue;
+		if ((line[0] == ' ' || line[0] == '\t') && last) {   /* continuation */
+			size_t old = strlen(last->members);
+			if (!(p = realloc(last->members, old + (size_t)n + 2)))
+				goto fail;
+			snprintf(p + old, (size_t)n + 2, ",%s", line);
+			last->members = p;
+			continue;
+		}
+		if (!(colon = strchr(line, ':'))) {
+			fprintf(stderr, "smtpd: %s: no ':' in \"%s\", line ignored\n", path, line);
+			last = NULL;
+			continue;
+		}
+		*colon = '\0';
+		for (p = line; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+		p = line + strcspn(line, " \t");
+		*p = '\0';
+		if (!(p = realloc(cfg.aliases, (cfg.naliases + 1) * sizeof *cfg.aliases)))
+			goto fail;
+		cfg.aliases = (struct alias *)p;
+		last = &cfg.aliases[cfg.naliases];
+		last->name = strdup(line);
+		last->members = strdup(colon + 1);
+		if (!last->name || !last->members)
+			goto fail;
+		cfg.naliases++;
+	}
+	free(line);
+	fclose(f);
+	for (i = 0; i < cfg.naliases; i++)
+		if (cfg.verbose)
+			fprintf(stderr, "smtpd: alias %s: %s\n", cfg.aliases[i].name, cfg.aliases[i].members);
+	return 0;
+fail:
+	fprintf(stderr, "smtpd: %s: out of memory\n", path);
+	free(line);
+	fclose(f);
+	return -1;
+}
+
+/* mkdir -p, for the mail root and the queue. */
+static int make_path(const char *path)
+{
+	char buf[PATH_MAX];
+	char *p;
+
+	if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+		return -1;
+	for (p = buf + 1; *p; p++)
+		if (*p == '/') {
+			*p = '\0';
+			if (make_dir(buf) < 0)
+				return -1;
+			*p = '/';
+		}
+	return make_dir(buf);
+}
+
+/* maildir(5): '/' and ':' may not appear in the host part of a name. */
+static void make_file_host(void)
+{
+	size_t n = 0;
+	const char *h;
+
+	for (h = cfg.hostname; *h && n + 5 < sizeof cfg.file_host; h++) {
+		if (*h == '/' || *h == ':')
+			n += (size_t)snprintf(cfg.file_host + n, 5, "\\%03o", (unsigned)*h);
+		else
+			cfg.file_host[n++] = *h;
+	}
+	cfg.file_host[n] = '\0';
+}
+
+static void parse_options(int argc, char **argv)
+{
+	int c;
+
+	cfg.listen_addr = "127.0.0.1";
+	cfg.port = "2525";
+	cfg.mailroot = "./mail";
+	cfg.queuedir = "./queue";
+	cfg.maxsize = 10UL * 1024 * 1024;
+	cfg.maxsessions = 20;
+	cfg.timeout = 300;
+	while ((c = getopt(argc, argv, "a:p:m:d:n:Aq:r:s:c:t:x:Vv")) != -1) {
+		switch (c) {
+		case 'a': cfg.listen_addr = optarg; break;
+		case 'p': number_option(optarg, 0, 65535); cfg.port = optarg; break;
+		case 'm': cfg.mailroot = optarg; break;
+		case 'd':
+			if (cfg.ndomains >= DOMAINS_MAX - 2)
+				usage();
+			cfg.domains[cfg.ndomains++] = optarg;
+			break;
+		case 'n': snprintf(cfg.hostname, sizeof cfg.hostname, "%s", optarg); break;
+		case 'A': cfg.autocreate = 1; break;
+		case 'q': cfg.queuedir = optarg; break;
+		case 'r':
+			if (cfg.nrelay >= RELAY_MAX || parse_cidr(optarg, &cfg.relay[cfg.nrelay]) < 0) {
+				fprintf(stderr, "smtpd: bad network: %s\n", optarg);
+				usage();
+			}
+			cfg.nrelay++;
+			break;
+		case 's': cfg.maxsize = (unsigned long)number_option(optarg, 1, LONG_MAX); break;
+		case 'c': cfg.maxsessions = (int)number_option(optarg, 1, 100000); break;
+		case 't': cfg.timeout = (int)number_option(optarg, 1, 86400); break;
+		case 'x': cfg.aliases_file = optarg; break;
+		case 'V': cfg.vrfy = 1; break;
+		case 'v': cfg.verbose = 1; break;
+		default: usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	if (!cfg.hostname[0] && gethostname(cfg.hostname, sizeof cfg.hostname - 1) < 0)
+		snprintf(cfg.hostname, sizeof cfg.hostname, "localhost");
+	if (cfg.ndomains == 0) {
+		cfg.domains[cfg.ndomains++] = "localhost";
+		cfg.domains[cfg.ndomains++] = cfg.hostname;
+	}
+	if (cfg.nrelay == 0) {
+		parse_cidr("127.0.0.0/8", &cfg.relay[cfg.nrelay++]);
+		parse_cidr("::1", &cfg.relay[cfg.nrelay++]);
+	}
+	make_file_host();
+}
+
+static int listen_socket(void)
+{
+	struct addrinfo hints, *ai;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	char port[16];
+	int fd, one = 1, r;
+
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+	if ((r = getaddrinfo(cfg.listen_addr, cfg.port, &hints, &ai)) != 0) {
+		fprintf(stderr, "smtpd: %s: %s\n", cfg.listen_addr, gai_strerror(r));
+		return -1;
+	}
+	fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+		fprintf(stderr, "smtpd: listen on %s port %s: %s\n", cfg.listen_addr, cfg.port, strerror(errno));
+		freeaddrinfo(ai);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	freeaddrinfo(ai);
+	getnameinfo((struct sockaddr *)&ss, len, NULL, 0, port, sizeof port, NI_NUMERICSERV);
+	log_event(NULL, "listening addr=%s port=%s name=%s", cfg.listen_addr, port, cfg.hostname);
+	return fd;
+}
+
+/* ---- The accept loop --------------------------------------------------------- */
+
+/*
+ * Signals only write a byte into a pipe (the "self-pipe trick"); the loop
+ * poll()s the pipe and the listening socket together.  Checking a flag
+ * and then calling accept() would leave a window where a SIGTERM arrives
+ * just before accept() blocks, and is never seen.
+ */
+static volatile sig_atomic_t stopping;
+static int wake_pipe[2] = { -1, -1 };
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+
+	if (sig == SIGTERM || sig == SIGINT)
+		stopping = 1;
+	if (write(wake_pipe[1], "x", 1) < 0) {
+		/* the pipe is full: the loop will wake anyway */
+	}
+	errno = saved;
+}
+
+static void set_signal(int sig, void (*handler)(int))
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = handler;
+	sigemptyset(&sa.sa_mask);
+	sigaction(sig, &sa, NULL);
+}
+
+/* Say no in one line and hang up (no fork needed). */
+static void refuse(int fd, const char *text)
+{
+	if (write(fd, text, strlen(text)) < 0)
+		log_event(NULL, "refuse-write error=\"%s\"", strerror(errno));
+	close(fd);
+}
+
+static void reap_children(int *nchildren)
+{
+	int status;
+
+	while (waitpid(-1, &status, WNOHANG) > 0)
+		(*nchildren)--;
+}
+
+/* A descriptor kept in reserve: when accept() fails with EMFILE we free
+ * it, accept, answer 421 and close, so the client hears why and the
+ * connection does not sit in the backlog waking poll() forever. */
+static int spare_fd = -1;
+
+static void accept_client(int lfd, int *nchildren)
+{
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof peer;
+	char text[400];
+	int fd = accept(lfd, (struct sockaddr *)&peer, &len);
+	pid_t pid;
+
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE) {
+			log_event(NULL, "accept error=\"%s\" action=421", strerror(errno));
+			close(spare_fd);
+			if ((fd = accept(lfd, NULL, NULL)) >= 0)
+				refuse(fd, "421 4.3.2 Out of file descriptors, try again later\r\n");
+			spare_fd = open("/dev/null", O_RDONLY);
+		} else if (errno != EINTR && errno != ECONNABORTED && errno != EAGAIN) {
+			log_event(NULL, "accept error=\"%s\"", strerror(errno));
+		}
+		return;
+	}
+	if (*nchildren >= cfg.maxsessions) {
+		log_event(NULL, "refused reason=session-limit limit=%d", cfg.maxsessions);
+		snprintf(text, sizeof text, "421 4.3.2 %s Too many sessions, try again later\r\n", cfg.hostname);
+		refuse(fd, text);
+		return;
+	}
+	if ((pid = fork()) < 0) {
+		log_event(NULL, "fork error=\"%s\" action=421", strerror(errno));
+		snprintf(text, sizeof text, "421 4.3.0 %s Cannot start a session, try again later\r\n", cfg.hostname);
+		refuse(fd, text);
+		return;
+	}
+	if (pid == 0) {                 /* the child: one session, then exit */
+		close(lfd);
+		close(wake_pipe[0]);
+		close(wake_pipe[1]);
+		close(spare_fd);
+		set_signal(SIGCHLD, SIG_DFL);
+		set_signal(SIGTERM, SIG_IGN);   /* a stopping server lets sessions finish */
+		set_signal(SIGINT, SIG_IGN);
+		session(fd, &peer);
+		exit(0);
+	}
+	(*nchildren)++;
+	close(fd);
+}
+
+int main(int argc, char **argv)
+{
+	struct pollfd pfd[2];
+	char path[PATH_MAX], drain[64];
+	int lfd, nchildren = 0, i;
+
+	parse_options(argc, argv);
+	snprintf(path, sizeof path, "%s/tmp", cfg.queuedir);
+	if (make_path(cfg.mailroot) < 0 || make_path(path) < 0 ||
+	    (snprintf(path, sizeof path, "%s/entries", cfg.queuedir), make_path(path)) < 0) {
+		fprintf(stderr, "smtpd: cannot create %s or %s: %s\n", cfg.mailroot, path, strerror(errno));
+		return 1;
+	}
+	if (cfg.aliases_file && load_aliases(cfg.aliases_file) < 0)
+		return 1;
+	if (pipe(wake_pipe) < 0 || (spare_fd = open("/dev/null", O_RDONLY)) < 0) {
+		fprintf(stderr, "smtpd: %s\n", strerror(errno));
+		return 1;
+	}
+	for (i = 0; i < 2; i++) {
+		fcntl(wake_pipe[i], F_SETFL, O_NONBLOCK);
+		fcntl(wake_pipe[i], F_SETFD, FD_CLOEXEC);
+	}
+	set_signal(SIGPIPE, SIG_IGN);   /* a vanished client is a write error, not death */
+#ifdef SIGXFSZ
+	set_signal(SIGXFSZ, SIG_IGN);   /* a file-size limit is EFBIG: 452, not death */
+#endif
+	set_signal(SIGCHLD, on_signal);
+	set_signal(SIGTERM, on_signal);
+	set_signal(SIGINT, on_signal);
+	if ((lfd = listen_socket()) < 0)
+		return 1;
+
+	pfd[0].fd = lfd;
+	pfd[1].fd = wake_pipe[0];
+	pfd[0].events = pfd[1].events = POLLIN;
+	while (!stopping) {
+		reap_children(&nchildren);
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno != EINTR)
+				log_event(NULL, "poll error=\"%s\"", strerror(errno));
+			continue;
+		}
+		if (pfd[1].revents & POLLIN)
+			while (read(wake_pipe[0], drain, sizeof drain) > 0)
+				;
+		if (!stopping && (pfd[0].revents & POLLIN))
+			accept_client(lfd, &nchildren);
+	}
+	/* SIGTERM/SIGINT: stop accepting, let the sessions finish, reap all. */
+	close(lfd);
+	log_event(NULL, "stopping sessions=%d", nchildren);
+	while (nchildren > 0) {
+		if (waitpid(-1, NULL, 0) > 0)
+			nchildren--;
+		else if (errno != EINTR)
+			break;
+	}
+	log_event(NULL, "stopped");
+	return 0;
+}

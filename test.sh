@@ -1,0 +1,880 @@
+#!/usr/bin/env bash
+# test.sh - drives the real programs over real sockets on loopback and
+# checks what they answer and store, byte for byte.
+#
+#   ./test.sh            all tests
+#   ./test.sh PATTERN    only the groups whose name matches PATTERN
+#
+# Servers get free ports (smtpd -p 0 logs the port it got), are waited
+# for by polling, and are stopped by pid, also when a test fails.  The
+# last line is "N passed, N failed".
+set -u
+cd "$(dirname "$0")" || exit 1
+TOP=$PWD
+CHAT=$TOP/tests/chat
+ONLY=${1:-}
+T=$(mktemp -d "${TMPDIR:-/tmp}/smtpd-test.XXXXXX") || exit 1
+PIDS=()
+pass=0
+fail=0
+
+# ---- bookkeeping ------------------------------------------------------------
+
+ok() { pass=$((pass + 1)); echo "ok   - $1"; }
+not_ok() {
+	fail=$((fail + 1))
+	echo "FAIL - $1"
+	if [ -n "${2:-}" ]; then printf '%s\n' "$2" | head -n 40 | sed 's/^/       /'; fi
+}
+# check NAME EXPECTED ACTUAL: equal strings, or a diff.
+check() {
+	if [ "$2" == "$3" ]; then ok "$1"
+	else not_ok "$1" "$(diff <(printf '%s\n' "$2") <(printf '%s\n' "$3"))"; fi
+}
+# check_true NAME COMMAND...: the command succeeds.
+check_true() {
+	local name=$1; shift
+	if "$@"; then ok "$name"; else not_ok "$name" "command failed: $*"; fi
+}
+
+# Wait until COMMAND succeeds: at most N tries, 0.05 s apart.
+poll() {
+	local tries=$1 i; shift
+	for ((i = 0; i < tries; i++)); do
+		"$@" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+alive() { kill -0 "$1" 2>/dev/null; }
+dead() { ! kill -0 "$1" 2>/dev/null; }
+
+stop_pid() {        # TERM, wait up to 10 s, then KILL
+	local pid=$1
+	alive "$pid" || return 0
+	kill -TERM "$pid" 2>/dev/null
+	poll 200 dead "$pid" || kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+}
+
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do stop_pid "$p"; done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+# ---- servers -------------------------------------------------------------------
+
+# start_smtpd DIR [options]: run smtpd inside $T/DIR on a free port of
+# 127.0.0.1 (unless -a is among the options).  Sets SPID and PORT.
+# ULIMIT_F=KiB in the environment limits the size of the files it writes.
+start_smtpd() {
+	local dir=$T/$1; shift
+	mkdir -p "$dir"
+	(cd "$dir" && { [ -z "${ULIMIT_F:-}" ] || ulimit -f "$ULIMIT_F"; } &&
+		exec "$TOP/smtpd" -p 0 -n mx.test -t 20 "$@") 2>"$dir/log" &
+	SPID=$!
+	PIDS+=("$SPID")
+	PORT=
+	if poll 200 grep -q 'listening' "$dir/log"; then
+		PORT=$(sed -n 's/.*listening.* port=\([0-9]*\).*/\1/p' "$dir/log" | head -n 1)
+	else
+		echo "smtpd in $dir did not start:" >&2
+		cat "$dir/log" >&2
+	fi
+}
+
+# smtp PORT [chat options] < script with LF line ends: sent with CRLF.
+smtp() {
+	local port=$1; shift
+	sed 's/$/\r/' | "$CHAT" "$@" 127.0.0.1 "$port"
+}
+
+# Replies with the variable parts (message ids) replaced, CR removed.
+norm() { sed -e 's/queued as [0-9A-Za-z.]*/queued as ID/' -e 's/\r$//'; }
+
+# Only the reply codes, one per line ("250", "250-", ...).
+codes() { tr -d '\r' | cut -c1-4 | sed 's/ $//'; }
+
+# A message file without our Received: block (date and id vary).
+strip_received() {
+	awk 'hdr == 0 && /^Received:/ { skip = 1; next }
+	     hdr == 0 && skip && /^[ \t]/ { next }
+	     { skip = 0 } /^$/ { hdr = 1 } { print }' "$@"
+}
+
+count_files() { find "$1" -type f 2>/dev/null | wc -l | tr -d ' '; }
+only_file() { find "$1" -type f | head -n 1; }
+
+group() {   # group NAME: run the following tests only if NAME matches
+	[ -z "$ONLY" ] || [[ $1 == *$ONLY* ]]
+}
+
+# ---- tests: the build -----------------------------------------------------------
+
+t_build() {
+	local cc out
+	for cc in gcc clang; do
+		if ! command -v $cc >/dev/null; then
+			echo "skip - build with $cc: not installed"
+			continue
+		fi
+		out=$($cc -std=c99 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -pedantic -O2 -Werror \
+			-o "$T/smtpd.$cc" smtpd.c 2>&1)
+		check "smtpd builds warning-free with $cc" "" "$out"
+	done
+}
+
+# ---- tests: greeting, HELO/EHLO, the session -------------------------------------
+
+t_greeting() {
+	start_smtpd greet -m mail
+	local out
+	out=$(printf 'EHLO client.test\nHELO client.test\nQUIT\n' | smtp "$PORT" | norm)
+	check "greeting, EHLO extensions, HELO, QUIT" "220 mx.test ESMTP
+250-mx.test Hello client.test [127.0.0.1]
+250-PIPELINING
+250-SIZE 10485760
+250-8BITMIME
+250-ENHANCEDSTATUSCODES
+250 HELP
+250 mx.test Hello client.test [127.0.0.1]
+221 2.0.0 mx.test closing connection" "$out"
+	out=$(printf 'HELO\nEHLO\nEHLO   \nQUIT\n' | smtp "$PORT" | norm)
+	check "HELO and EHLO need an argument: 501" "220 mx.test ESMTP
+501 5.5.4 Syntax: HELO <hostname>
+501 5.5.4 Syntax: EHLO <hostname>
+501 5.5.4 Syntax: EHLO <hostname>
+221 2.0.0 mx.test closing connection" "$out"
+	out=$(printf 'HELO a\r\nNOOP\nnoop x\r\nQUIT\n' | "$CHAT" 127.0.0.1 "$PORT" | norm)
+	check "command lines may end in CRLF or bare LF" "220 mx.test ESMTP
+250 mx.test Hello a [127.0.0.1]
+250 2.0.0 Ok
+250 2.0.0 Ok
+221 2.0.0 mx.test closing connection" "$out"
+	stop_pid "$SPID"
+}
+
+t_defaults() {
+	# With no options at all: 127.0.0.1:2525, ./mail, ./queue.
+	local dir=$T/defaults out pid
+	mkdir -p "$dir"
+	if printf 'QUIT\r\n' | "$CHAT" -T 2 127.0.0.1 2525 >/dev/null 2>&1; then
+		echo "skip - smtpd on its defaults: port 2525 is taken on this machine"
+		return
+	fi
+	(cd "$dir" && exec "$TOP/smtpd") 2>"$dir/log" &
+	pid=$!
+	PIDS+=("$pid")
+	poll 200 grep -q listening "$dir/log"
+	out=$(printf 'HELO c\nMAIL FROM:<a@b.test>\nRCPT TO:<postmaster>\nDATA\nhi\n.\nQUIT\n' |
+		smtp 2525 | codes | tr '\n' ' ')
+	check "no options: serves 127.0.0.1:2525" "220 250 250 250 354 250 221 " "$out"
+	check "no options: stores into ./mail, queue in ./queue" "1 yes" \
+		"$(count_files "$dir/mail/postmaster/new") $([ -d "$dir/queue" ] && echo yes)"
+	stop_pid "$pid"
+}
+
+t_delivery() {
+	start_smtpd deliv -m mail
+	local d=$T/deliv out f
+	mkdir -p "$d/mail/alice" "$d/mail/bob"
+	out=$(smtp "$PORT" <<'S' | norm
+EHLO client.test
+MAIL FROM:<carol@example.com>
+RCPT TO:<alice@localhost>
+DATA
+From: Carol <carol@example.com>
+To: Alice <alice@localhost>
+Subject: test
+
+Hello Alice.
+.
+QUIT
+S
+)
+	check "a whole session" "220 mx.test ESMTP
+250-mx.test Hello client.test [127.0.0.1]
+250-PIPELINING
+250-SIZE 10485760
+250-8BITMIME
+250-ENHANCEDSTATUSCODES
+250 HELP
+250 2.1.0 Sender <carol@example.com> OK
+250 2.1.5 Recipient <alice@localhost> OK
+354 End data with <CR><LF>.<CR><LF>
+250 2.0.0 Ok: queued as ID
+221 2.0.0 mx.test closing connection" "$out"
+	f=$(only_file "$d/mail/alice/new")
+	check "Maildir file: Return-Path, Delivered-To, Received, message with LF ends" \
+"Return-Path: <carol@example.com>
+Delivered-To: alice@localhost
+From: Carol <carol@example.com>
+To: Alice <alice@localhost>
+Subject: test
+
+Hello Alice." "$(strip_received "$f")"
+	check "Received: line in RFC 5321 4.4 form, for the one recipient" "yes" \
+		"$(sed -n '3,5p' "$f" | tr '\n' '|' | grep -Eq '^Received: from client\.test \(\[127\.0\.0\.1\]\)\|	by mx\.test with ESMTP id [0-9]+\.M[0-9]{6}P[0-9]+Q[0-9]+\|	for <alice@localhost>; [A-Z][a-z]{2}, [0-9]{2} [A-Z][a-z]{2} [0-9]{4} [0-9:]{8} [-+][0-9]{4}\|$' && echo yes)"
+	check "Maildir name <secs>.M<usecs>P<pid>Q<n>.<host>, nothing left in tmp/" "yes 0" \
+		"$(basename "$f" | grep -Eq '^[0-9]+\.M[0-9]{6}P[0-9]+Q[0-9]+\.mx\.test$' && echo yes) $(count_files "$d/mail/alice/tmp")"
+	check "the reply's id names the file" "$(basename "$f" .mx.test)" \
+		"$(grep -o 'stored id=[^ ]*' "$d/log" | head -n 1 | cut -d= -f2)"
+
+	# Two recipients: a copy each, each with its own Delivered-To, no "for".
+	out=$(printf 'HELO c\nMAIL FROM:<>\nRCPT TO:<alice@localhost>\nRCPT TO:<bob@localhost>\nDATA\nSubject: two\n\nx\n.\nQUIT\n' |
+		smtp "$PORT" | codes | tr '\n' ' ')
+	check "two recipients, null sender" "220 250 250 250 250 354 250 221 " "$out"
+	f=$(only_file "$d/mail/bob/new")
+	check "each copy has its Delivered-To; Return-Path <> for the null sender" "Return-Path: <>
+Delivered-To: bob@localhost
+Subject: two
+
+x" "$(strip_received "$f")"
+	check "no 'for' clause with more than one recipient" "0" "$(grep -c 'for <' "$f")"
+	stop_pid "$SPID"
+}
+
+t_body() {
+	start_smtpd body -m mail
+	local d=$T/body f
+	mkdir -p "$d/mail/alice"
+	# dots, an 8-bit body, a line of spaces, an empty last line
+	printf 'EHLO c\r\nMAIL FROM:<a@b.test> BODY=8BITMIME\r\nRCPT TO:<alice@localhost>\r\nDATA\r\n..\r\n...\r\n..x\r\n.y\r\nmid.dle\r\n \r\nGr\xc3\xbc\xc3\x9fe \xff\xfe\r\n\r\n.\r\nQUIT\r\n' |
+		"$CHAT" 127.0.0.1 "$PORT" >/dev/null
+	f=$(only_file "$d/mail/alice/new")
+	check "dot-unstuffing (RFC 5321 4.5.2) and 8-bit bytes stored exactly" \
+		"$(printf '.\n..\n.x\ny\nmid.dle\n \nGr\xc3\xbc\xc3\x9fe \xff\xfe\n\n' | od -c)" \
+		"$(strip_received "$f" | tail -n +3 | od -c)"
+	rm -f "$d"/mail/alice/new/*
+	printf 'HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\n.\r\nQUIT\r\n' |
+		"$CHAT" 127.0.0.1 "$PORT" >/dev/null
+	check "an empty message (DATA then .) is stored as headers only" "2" \
+		"$(strip_received "$(only_file "$d/mail/alice/new")" | wc -l | tr -d ' ')"
+	rm -f "$d"/mail/alice/new/*
+	# a 5 MB message in one write, compared byte for byte
+	awk 'BEGIN { for (i = 0; i < 80000; i++)
+		printf "%sline %06d abcdefghijklmnopqrstuvwxyz0123456789.ABCDEFGHIJKLM\n", (i % 7 ? "" : "."), i }' >"$d/big.txt"
+	{ printf 'EHLO c\r\nMAIL FROM:<a@b.test> SIZE=5200000\r\nRCPT TO:<alice@localhost>\r\nDATA\r\n'
+	  sed -e 's/^\./../' -e 's/$/\r/' "$d/big.txt"; printf '.\r\nQUIT\r\n'; } >"$d/big.smtp"
+	check "a 5 MB message is accepted" "220 250- 250- 250- 250- 250- 250 250 250 354 250 221 " \
+		"$("$CHAT" -T 30 127.0.0.1 "$PORT" <"$d/big.smtp" | codes | tr '\n' ' ')"
+	f=$(only_file "$d/mail/alice/new")
+	check_true "the 5 MB message is stored byte for byte" cmp -s "$d/big.txt" <(strip_received "$f" | tail -n +3)
+	stop_pid "$SPID"
+}
+
+t_pipelining() {
+	start_smtpd pipe -m mail
+	local d=$T/pipe out i script
+	mkdir -p "$d/mail/alice" "$d/mail/bob"
+	# MAIL, three RCPT (one refused) and DATA in one write; replies in order.
+	out=$(printf 'EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nRCPT TO:<nobody@localhost>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\nSubject: p\r\n\r\nbody\r\n.\r\nMAIL FROM:<c@d.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\nsecond\r\n.\r\nQUIT\r\n' |
+		"$CHAT" 127.0.0.1 "$PORT" | norm | grep -v '^250-')
+	check "PIPELINING: a whole group in one write, replies in order" "220 mx.test ESMTP
+250 HELP
+250 2.1.0 Sender <a@b.test> OK
+250 2.1.5 Recipient <alice@localhost> OK
+550 5.1.1 <nobody@localhost>: User unknown
+250 2.1.5 Recipient <bob@localhost> OK
+354 End data with <CR><LF>.<CR><LF>
+250 2.0.0 Ok: queued as ID
+250 2.1.0 Sender <c@d.test> OK
+250 2.1.5 Recipient <alice@localhost> OK
+354 End data with <CR><LF>.<CR><LF>
+250 2.0.0 Ok: queued as ID
+221 2.0.0 mx.test closing connection" "$out"
+	check "pipelined messages stored" "2 1" "$(count_files "$d/mail/alice/new") $(count_files "$d/mail/bob/new")"
+
+	# 20 concurrent sessions (the default limit), each with one message.
+	rm -f "$d"/mail/alice/new/*
+	local pids=()
+	for ((i = 0; i < 20; i++)); do
+		printf 'HELO c%d\nMAIL FROM:<s%d@b.test>\nRCPT TO:<alice@localhost>\nDATA\nSubject: %d\n\nmessage %d\n.\nQUIT\n' $i $i $i $i |
+			smtp "$PORT" -l -T 20 >"$d/conc.$i" &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do wait "$i"; done
+	out=$(cat "$d"/conc.* | grep -c '^250 2.0.0 Ok: queued')
+	check "20 concurrent sessions all delivered" "20 20" "$out $(count_files "$d/mail/alice/new")"
+	check "each concurrent message stored intact" "$(seq 0 19 | sed 's/^/message /' | sort)" \
+		"$(tail -q -n 1 "$d"/mail/alice/new/* | sort)"
+	check "no zombie children after the sessions" "0" "$(zombies_of "$SPID")"
+	stop_pid "$SPID"
+}
+
+# Children of PID that are zombies (state Z), from /proc.
+zombies_of() {
+	local n=0 f
+	for f in /proc/[0-9]*/stat; do
+		read -r _ _ state ppid _ <"$f" 2>/dev/null || continue
+		[ "$ppid" = "$1" ] && [ "$state" = Z ] && n=$((n + 1))
+	done
+	echo $n
+}
+fd_list() {     # "fd target" lines of a process, from /proc
+	local f
+	for f in /proc/"$1"/fd/*; do echo "${f##*/} $(readlink "$f")"; done | sort
+}
+children_of() {
+	local f pid ppid
+	for f in /proc/[0-9]*/stat; do
+		read -r pid _ _ ppid _ <"$f" 2>/dev/null || continue
+		[ "$ppid" = "$1" ] && echo "$pid"
+	done
+}
+
+t_commands() {
+	start_smtpd cmds -m mail
+	local d=$T/cmds out
+	mkdir -p "$d/mail/alice"
+	out=$(smtp "$PORT" -l <<'S' | norm
+MAIL FROM:<a@b.test>
+RCPT TO:<alice@localhost>
+DATA
+helo c
+RCPT TO:<alice@localhost>
+DATA
+mail from:<a@b.test>
+MAIL FROM:<a@b.test>
+DATA
+rcpt to:<alice@localhost>
+rset
+RCPT TO:<alice@localhost>
+noop
+NOOP with an argument
+RSET x
+DATA x
+QUIT
+S
+)
+	check "commands out of order get 503; case-insensitive verbs" "220 mx.test ESMTP
+503 5.5.1 Send HELO or EHLO first
+503 5.5.1 Send HELO or EHLO first
+503 5.5.1 Send HELO or EHLO first
+250 mx.test Hello c [127.0.0.1]
+503 5.5.1 Need MAIL before RCPT
+503 5.5.1 Need MAIL and RCPT before DATA
+250 2.1.0 Sender <a@b.test> OK
+503 5.5.1 Sender already given (RSET starts over)
+554 5.5.1 No valid recipients
+250 2.1.5 Recipient <alice@localhost> OK
+250 2.0.0 Ok
+503 5.5.1 Need MAIL before RCPT
+250 2.0.0 Ok
+250 2.0.0 Ok
+501 5.5.4 Syntax: RSET
+503 5.5.1 Need MAIL and RCPT before DATA
+221 2.0.0 mx.test closing connection" "$out"
+
+	out=$(printf 'HELO c\nXYZZY\nSTARTTLS\nAUTH PLAIN x\nBDAT 10\nTURN\nSEND FROM:<a@b>\nSOML FROM:<a@b>\nSAML FROM:<a@b>\nETRN x\nQUIT\n' | smtp "$PORT" -l | norm)
+	check "unknown command 500 5.5.2; known but unsupported 502 5.5.1" "220 mx.test ESMTP
+250 mx.test Hello c [127.0.0.1]
+500 5.5.2 Command unrecognized
+502 5.5.1 Command not implemented
+502 5.5.1 Command not implemented
+502 5.5.1 Command not implemented
+502 5.5.1 Command not implemented
+502 5.5.1 Command not implemented
+502 5.5.1 Command not implemented
+502 5.5.1 Command not implemented
+502 5.5.1 Command not implemented
+221 2.0.0 mx.test closing connection" "$out"
+
+	out=$( (printf 'HELO c\r\nNOOP %0600d\r\nNOOP\r\nNO\0OP\r\nNOOP \xe9\r\n' 0; printf 'QUIT\r\n') | "$CHAT" -l 127.0.0.1 "$PORT" | norm)
+	check "line over 512 octets, NUL, 8-bit byte: 500 5.5.2, session goes on" "220 mx.test ESMTP
+250 mx.test Hello c [127.0.0.1]
+500 5.5.2 Line too long (limit 512 octets with CRLF)
+250 2.0.0 Ok
+500 5.5.2 Commands are 7-bit ASCII without NUL bytes
+500 5.5.2 Commands are 7-bit ASCII without NUL bytes
+221 2.0.0 mx.test closing connection" "$out"
+	out=$( (printf 'NOOP %0505d\r\n' 0; printf 'NOOP %0506d\r\n' 0; printf 'QUIT\r\n') | "$CHAT" -l 127.0.0.1 "$PORT" | codes | tr '\n' ' ')
+	check "512 octets with CRLF is the limit, 513 is too long" "220 250 500 221 " "$out"
+
+	out=$(for i in $(seq 1 12); do echo "BOGUS$i"; done | smtp "$PORT" -l | codes | tr '\n' ' ')
+	check "more than 10 bad commands: 421 4.7.0 and close" "220 500 500 500 500 500 500 500 500 500 500 421 " "$out"
+
+	out=$(printf 'HELP\nHELP mail\nHELP vrfy\nHELP nosuch\nQUIT\n' | smtp "$PORT" -l | norm)
+	check "HELP lists the commands, HELP <command> explains one" "220 mx.test ESMTP
+214-2.0.0 Commands, in the order of a session:
+214-2.0.0 HELO EHLO MAIL RCPT DATA RSET VRFY EXPN HELP NOOP QUIT
+214 2.0.0 \"HELP <command>\" explains one. The protocol is RFC 5321.
+214-2.0.0 MAIL FROM:<sender> [SIZE=n] [BODY=7BIT|8BITMIME]: start a transaction;
+214 2.0.0 <> is the null sender that bounces use (RFC 5321 4.1.1.2)
+214 2.0.0 VRFY <user>: does this mailbox exist? Off unless smtpd runs with -V (RFC 5321 4.1.1.6)
+504 5.5.1 HELP: no such command: nosuch
+221 2.0.0 mx.test closing connection" "$out"
+	stop_pid "$SPID"
+}
+
+t_params() {
+	start_smtpd params -m mail -s 2000
+	local d=$T/params out
+	mkdir -p "$d/mail/alice"
+	out=$(smtp "$PORT" -l <<'S' | norm | grep -v '^250-'
+EHLO c
+MAIL FROM:<a@b.test> SIZE=2001
+MAIL FROM:<a@b.test> SIZE=12x
+MAIL FROM:<a@b.test> BODY=9BIT
+MAIL FROM:<a@b.test> FOO=bar
+MAIL FROM:a@b.test
+MAIL FROM:<a@b@c.test>
+MAIL FROM:<nodomain>
+MAIL FROM: <a@b.test> SIZE=2000 BODY=7BIT
+RCPT TO:<alice@localhost> NOTIFY=NEVER
+RCPT TO:<alice@localhost>
+QUIT
+S
+)
+	check "MAIL parameters SIZE and BODY checked; others 555" "220 mx.test ESMTP
+250 HELP
+552 5.3.4 Message size exceeds fixed limit of 2000
+501 5.5.4 Bad SIZE parameter
+501 5.5.4 BODY must be 7BIT or 8BITMIME
+555 5.5.4 Unsupported parameter FOO=bar
+501 5.1.7 Bad sender address syntax
+501 5.1.7 Bad sender address syntax
+501 5.1.7 Bad sender address syntax
+250 2.1.0 Sender <a@b.test> OK
+555 5.5.4 Unsupported parameter NOTIFY=NEVER
+250 2.1.5 Recipient <alice@localhost> OK
+221 2.0.0 mx.test closing connection" "$out"
+	check "SIZE advertises the -s limit" "250-SIZE 2000" \
+		"$(printf 'EHLO c\nQUIT\n' | smtp "$PORT" | tr -d '\r' | grep SIZE)"
+	out=$(printf 'HELO c\nMAIL FROM:<a@b.test> SIZE=10\nQUIT\n' | smtp "$PORT" -l | norm | sed -n 3p)
+	check "parameters need EHLO" "555 5.5.4 Parameters need EHLO" "$out"
+	# over the limit: read to the end, 552, and the session goes on
+	out=$( { printf 'EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\n'
+		 for i in $(seq 1 100); do printf 'a line of forty characters, more or less\r\n'; done
+		 printf '.\r\nNOOP\r\nQUIT\r\n'; } | "$CHAT" 127.0.0.1 "$PORT" | norm | grep -v '^250-' | tail -n 4)
+	check "message over -s: 552 5.3.4 after its end, session goes on" "354 End data with <CR><LF>.<CR><LF>
+552 5.3.4 Message size exceeds fixed limit of 2000
+250 2.0.0 Ok
+221 2.0.0 mx.test closing connection" "$out"
+	check "nothing stored of the big message" "0 0" \
+		"$(count_files "$d/mail/alice/new") $(count_files "$d/mail/alice/tmp")"
+	stop_pid "$SPID"
+}
+
+# One RCPT per line of $2 in one session; prints "address code" lines.
+rcpt_codes() {
+	local port=$1 list=$2 a
+	{ printf 'HELO c\n'
+	  while IFS= read -r a; do printf 'MAIL FROM:<t@b.test>\nRCPT TO:%s\nRSET\n' "$a"; done <<<"$list"
+	  printf 'QUIT\n'; } | smtp "$port" -l | tr -d '\r' | grep -E '^(5|4)[0-9][0-9] |Recipient' |
+		sed -E 's/^250 2.1.5 Recipient (.*) OK$/250 \1/; s/^([0-9]{3}) ([0-9.]+) (<[^>]*>)?.*/\1 \2/'
+}
+
+t_mailboxes() {
+	start_smtpd mbox -m mail
+	local d=$T/mbox out
+	mkdir -p "$d/mail/alice" "$d/mail/Carol"
+	out=$(rcpt_codes "$PORT" '<alice@localhost>
+<ALICE@LocalHost>
+<alice+news@localhost>
+<carol@localhost>
+<"alice"@localhost>
+<@relay.one,@relay.two:alice@localhost>
+<alice@mx.test>
+<postmaster>
+<PostMaster@localhost>
+<nobody@localhost>
+<"john doe"@localhost>
+<"user@other"@localhost>
+<user%other@localhost>
+<other!user@localhost>
+<"../x"@localhost>
+<"a/b"@localhost>
+<".hidden"@localhost>
+<a/b@localhost>
+<../x@localhost>
+<.hidden@localhost>
+<user@other@localhost>
+<alice>
+<>
+alice@localhost')
+	check "local recipients: case, +tag, quoting, source route, postmaster; refusals" "250 <alice@localhost>
+250 <ALICE@LocalHost>
+250 <alice+news@localhost>
+250 <carol@localhost>
+250 <\"alice\"@localhost>
+250 <alice@localhost>
+250 <alice@mx.test>
+250 <postmaster>
+250 <PostMaster@localhost>
+550 5.1.1
+550 5.1.3
+550 5.1.3
+550 5.1.3
+550 5.1.3
+550 5.1.3
+550 5.1.3
+550 5.1.3
+550 5.1.3
+501 5.1.3
+501 5.1.3
+501 5.1.3
+501 5.1.3
+501 5.1.3
+501 5.1.3" "$out"
+	check "nothing outside the mail root, no stray mailboxes" "Carol alice" \
+		"$(ls "$d/mail" | tr '\n' ' ' | sed 's/ $//')"
+	out=$(printf 'HELO c\nMAIL FROM:<a@b.test>\nRCPT TO:<Carol+x@localhost>\nRCPT TO:<postmaster>\nDATA\nhi\n.\nQUIT\n' | smtp "$PORT" | codes | tr '\n' ' ')
+	check "mailbox found case-insensitively, postmaster created on demand" "220 250 250 250 250 354 250 221 |1 1" \
+		"$out|$(count_files "$d/mail/Carol/new") $(count_files "$d/mail/postmaster/new")"
+	check "Delivered-To of <postmaster> names our domain" "Delivered-To: postmaster@localhost" \
+		"$(sed -n 2p "$(only_file "$d/mail/postmaster/new")")"
+	stop_pid "$SPID"
+
+	start_smtpd mbox2 -m mail -A -d example.org -d Example.NET
+	out=$(rcpt_codes "$PORT" '<newuser@EXAMPLE.org>
+<other@example.net>
+<x@localhost>')
+	check "-A creates mailboxes; -d replaces the default domains" "250 <newuser@EXAMPLE.org>
+250 <other@example.net>
+250 <x@localhost>" "$out"
+	printf 'HELO c\nMAIL FROM:<a@b.test>\nRCPT TO:<newuser@example.org>\nRCPT TO:<x@localhost>\nDATA\nhi\n.\nQUIT\n' | smtp "$PORT" >/dev/null
+	check "-A: the new Maildir has tmp/ new/ cur/; localhost is no longer ours (queued)" "cur new tmp|1|1" \
+		"$(ls "$T/mbox2/mail/newuser" | tr '\n' ' ' | sed 's/ $//')|$(count_files "$T/mbox2/mail/newuser/new")|$(count_files "$T/mbox2/queue/entries")"
+	stop_pid "$SPID"
+}
+
+t_literals() {
+	start_smtpd lit -m mail
+	local d=$T/lit out
+	mkdir -p "$d/mail/alice"
+	out=$(rcpt_codes "$PORT" '<alice@[127.0.0.1]>
+<alice@[127.0.0.2]>
+<alice@[IPv6:::1]>
+<alice@[300.1.1.1]>')
+	check "address literals: ours is local, others are relayed, bad ones refused" "250 <alice@[127.0.0.1]>
+250 <alice@[127.0.0.2]>
+250 <alice@[IPv6:::1]>
+501 5.1.3" "$out"
+	printf 'HELO c\nMAIL FROM:<a@b.test>\nRCPT TO:<alice@[127.0.0.1]>\nRCPT TO:<bob@[127.0.0.2]>\nDATA\nhi\n.\nQUIT\n' | smtp "$PORT" >/dev/null
+	check "[127.0.0.1] delivered locally, [127.0.0.2] queued" "1 rcpt <bob@[127.0.0.2]>" \
+		"$(count_files "$d/mail/alice/new") $(grep '^rcpt' "$d"/queue/entries/*)"
+	stop_pid "$SPID"
+
+	if ! printf '' | "$CHAT" -T 1 ::1 1 2>&1 | grep -q 'refused'; then
+		echo "skip - IPv6 loopback not available"
+		return
+	fi
+	start_smtpd lit6 -a ::1 -m mail
+	mkdir -p "$T/lit6/mail/alice"
+	out=$(printf 'EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@[IPv6:::1]>\r\nDATA\r\nv6\r\n.\r\nQUIT\r\n' |
+		"$CHAT" ::1 "$PORT" | norm | grep -v '^250-')
+	check "IPv6: listens on ::1, [IPv6:::1] is local" "220 mx.test ESMTP
+250 HELP
+250 2.1.0 Sender <a@b.test> OK
+250 2.1.5 Recipient <alice@[IPv6:::1]> OK
+354 End data with <CR><LF>.<CR><LF>
+250 2.0.0 Ok: queued as ID
+221 2.0.0 mx.test closing connection" "$out"
+	check "IPv6 client in Received: as [IPv6:::1]" "Received: from c ([IPv6:::1])" \
+		"$(sed -n 3p "$(only_file "$T/lit6/mail/alice/new")")"
+	stop_pid "$SPID"
+}
+
+t_relay() {
+	# The loopback client plays an outsider: only 10.0.0.0/8 may relay.
+	start_smtpd relay -m mail -r 10.0.0.0/8 -r 2001:db8::/32
+	local d=$T/relay out
+	mkdir -p "$d/mail/alice" "$d/mail/user"
+	out=$(rcpt_codes "$PORT" '<bob@example.net>
+<alice@localhost>
+<user%other.test@localhost>
+<other.test!user@localhost>
+<"user@other.test"@localhost>
+<@localhost:user@other.test>
+<user@other.test@localhost>
+<user@[127.0.0.2]>')
+	check "no open relay: outsiders get 554 5.7.1; relay tricks refused" "554 5.7.1
+250 <alice@localhost>
+550 5.1.3
+550 5.1.3
+550 5.1.3
+554 5.7.1
+501 5.1.3
+554 5.7.1" "$out"
+	check "nothing queued for an outsider" "0" "$(count_files "$d/queue")"
+	stop_pid "$SPID"
+
+	start_smtpd relay2 -m mail
+	out=$(printf 'HELO c\nMAIL FROM:<a@b.test>\nRCPT TO:<"john doe"@Remote.Example>\nRCPT TO:<@x.test:bob@remote.example>\nDATA\nSubject: q\n\nbody\n.\nQUIT\n' | smtp "$PORT" | codes | tr '\n' ' ')
+	check "loopback may relay by default" "220 250 250 250 250 354 250 221 " "$out"
+	local q
+	q=$(only_file "$T/relay2/queue/entries")
+	check "queue entry: envelope lines, empty line, Received:, message" "version 1
+id $(basename "$q")
+sender <a@b.test>
+arrival N
+attempts 0
+next N
+rcpt <\"john doe\"@Remote.Example>
+rcpt <bob@remote.example>
+
+Received: from c ([127.0.0.1])
+	by mx.test with SMTP id $(basename "$q"); DATE
+Subject: q
+
+body" "$(sed -E -e 's/^(arrival|next) [0-9]+$/\1 N/' -e 's/; [A-Z][a-z]{2}, .*/; DATE/' "$q")"
+	check "queue: nothing left in tmp/" "0" "$(count_files "$T/relay2/queue/tmp")"
+	stop_pid "$SPID"
+}
+
+t_aliases() {
+	local d=$T/alias out
+	mkdir -p "$d/mail/alice" "$d/mail/bob" "$d/mail/carol"
+	cat >"$d/aliases" <<'A'
+# a comment line
+staff: alice, bob,
+	carol@localhost
+Team:  staff, dave@remote.example
+loop1: loop2
+loop2: loop1, alice
+self:  self, bob
+ghosts: nobody, |/bin/cat, /tmp/file, :include:/etc/x
+postmaster: carol
+A
+	start_smtpd alias -m mail -x "$d/aliases" -V
+	out=$(printf 'EXPN team\nEXPN loop1\nEXPN self\nEXPN alice\nEXPN ghosts\nVRFY alice\nVRFY <bob@localhost>\nVRFY nobody\nVRFY staff\nVRFY x@remote.example\nQUIT\n' | smtp "$PORT" -l | norm)
+	check "-V: EXPN expands aliases (loops broken), VRFY answers truthfully" "220 mx.test ESMTP
+250-2.1.5 <alice@localhost>
+250-2.1.5 <bob@localhost>
+250-2.1.5 <carol@localhost>
+250 2.1.5 <dave@remote.example>
+250 2.1.5 <alice@localhost>
+250 2.1.5 <bob@localhost>
+250 2.1.5 <alice@localhost>
+550 5.1.1 No such local alias or user
+250 2.1.5 <alice@localhost>
+250 2.1.5 <bob@localhost>
+550 5.1.1 User unknown
+250 2.1.5 staff is an alias of 3 members (EXPN lists them)
+252 2.1.5 Not a local address; will accept and attempt delivery
+221 2.0.0 mx.test closing connection" "$out"
+	out=$(printf 'HELO c\nMAIL FROM:<a@b.test>\nRCPT TO:<team@localhost>\nRCPT TO:<bob@localhost>\nRCPT TO:<ghosts@localhost>\nRCPT TO:<postmaster>\nDATA\nSubject: all\n\nhi\n.\nQUIT\n' | smtp "$PORT" | norm | sed -n '5,7p')
+	check "an alias with no deliverable member gets 550" "250 2.1.5 Recipient <bob@localhost> OK
+550 5.1.1 <ghosts@localhost>: User unknown
+250 2.1.5 Recipient <postmaster> OK" "$out"
+	check "alias members delivered once each, remote member queued, postmaster aliased" "1 1 1 rcpt <dave@remote.example> no" \
+		"$(count_files "$d/mail/alice/new") $(count_files "$d/mail/bob/new") $(count_files "$d/mail/carol/new") $(grep -h '^rcpt' "$d"/queue/entries/*) $([ -d "$d/mail/postmaster" ] && echo yes || echo no)"
+	check "Delivered-To names the member" "Delivered-To: carol@localhost" \
+		"$(sed -n 2p "$(ls "$d"/mail/carol/new/* | head -n 1)")"
+	stop_pid "$SPID"
+
+	start_smtpd alias2 -m mail
+	mkdir -p "$T/alias2/mail/alice"
+	out=$(printf 'VRFY alice\nEXPN alice\nVRFY\nQUIT\n' | smtp "$PORT" -l | norm)
+	check "without -V: VRFY 252, EXPN 502" "220 mx.test ESMTP
+252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery
+502 5.5.1 EXPN disabled
+501 5.5.4 Syntax: VRFY <user>
+221 2.0.0 mx.test closing connection" "$out"
+	stop_pid "$SPID"
+}
+
+t_smuggling() {
+	start_smtpd smug -m mail
+	local d=$T/smug out
+	mkdir -p "$d/mail/alice"
+	# The smuggling attack: "<LF>.<LF>" (or "<LF>.<CRLF>") followed by a
+	# second transaction hidden in the first message.
+	out=$(printf 'HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\nSubject: one\r\n\r\nfirst\n.\nMAIL FROM:<evil@b.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\nsmuggled\n.\r\nstill the first\r\n.\r\nNOOP\r\nQUIT\r\n' |
+		"$CHAT" 127.0.0.1 "$PORT" | norm)
+	check "bare LF: <LF>.<LF> does not end the data; message refused at its end" "220 mx.test ESMTP
+250 mx.test Hello c [127.0.0.1]
+250 2.1.0 Sender <a@b.test> OK
+250 2.1.5 Recipient <alice@localhost> OK
+354 End data with <CR><LF>.<CR><LF>
+550 5.6.0 Message has a bare CR or LF; lines must end in CRLF (RFC 5321 2.3.8)
+250 2.0.0 Ok
+221 2.0.0 mx.test closing connection" "$out"
+	out=$(printf 'HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\nbare\rcr\r\n.\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\nend with\r\n.\nmore\r\n.\r\nQUIT\r\n' |
+		"$CHAT" 127.0.0.1 "$PORT" | codes | tr '\n' ' ')
+	check "bare CR refused; <CRLF>.<LF> does not end the data either" "220 250 250 250 354 550 250 250 354 550 221 " "$out"
+	check "nothing stored from smuggling attempts" "0 0" \
+		"$(count_files "$d/mail/alice/new") $(count_files "$d/mail/alice/tmp")"
+	stop_pid "$SPID"
+}
+
+t_limits() {
+	start_smtpd lim -m mail
+	local d=$T/lim out i
+	mkdir -p "$d/mail/alice"
+	out=$( { printf 'HELO c\nMAIL FROM:<a@b.test>\n'
+		 for i in $(seq 1 101); do printf 'RCPT TO:<alice+%d@localhost>\n' $i; done
+		 printf 'DATA\nSubject: many\n\nx\n.\nQUIT\n'; } | smtp "$PORT" | norm)
+	check "100 recipients, the 101st gets 452 4.5.3" "100|452 4.5.3 <alice+101@localhost>: Too many recipients|250 2.0.0 Ok: queued as ID" \
+		"$(grep -c '^250 2.1.5' <<<"$out")|$(grep '^452' <<<"$out")|$(grep '^250 2.0.0 Ok: queued' <<<"$out")"
+	check "mail to one mailbox through 100 addresses is stored once" "1" "$(count_files "$d/mail/alice/new")"
+
+	rm -f "$d"/mail/alice/new/*
+	out=$( { printf 'HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\n'
+		 for i in $(seq 1 101); do printf 'Received: from hop%d by hop%d; Fri, 27 Nov 2026 00:00:00 +0000\r\n' $i $i; done
+		 printf 'Subject: loop\r\n\r\nx\r\n.\r\n'
+		 printf 'MAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\n'
+		 for i in $(seq 1 100); do printf 'Received: from hop%d by hop%d; Fri, 27 Nov 2026 00:00:00 +0000\r\n' $i $i; done
+		 printf 'Subject: not yet a loop\r\n\r\nx\r\n.\r\nQUIT\r\n'; } | "$CHAT" 127.0.0.1 "$PORT" | norm | grep -E '^(554|250 2.0.0)')
+	check "more than 100 Received: lines is a mail loop: 554 5.4.6; 100 is fine" "554 5.4.6 Too many Received: headers, mail loop (RFC 5321 6.3)
+250 2.0.0 Ok: queued as ID" "$out"
+	stop_pid "$SPID"
+}
+
+t_timeouts() {
+	start_smtpd idle -m mail -t 1
+	local d=$T/idle out rc
+	mkdir -p "$d/mail/alice"
+	out=$(printf '' | "$CHAT" -T 10 127.0.0.1 "$PORT" | norm); rc=$?
+	check "idle timeout (-t): 421 4.4.2 and close" "220 mx.test ESMTP
+421 4.4.2 mx.test Idle timeout, closing connection|0" "$out|$rc"
+	out=$(printf 'HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\nhalf a messa' |
+		"$CHAT" -T 10 127.0.0.1 "$PORT" | norm | tail -n 1)
+	check "timeout during DATA: 421 4.4.2, nothing stored" "421 4.4.2 mx.test Timeout during DATA, closing connection|0 0" \
+		"$out|$(count_files "$d/mail/alice/new") $(count_files "$d/mail/alice/tmp")"
+	stop_pid "$SPID"
+}
+
+t_sessions() {
+	start_smtpd sess -m mail -c 2
+	local d=$T/sess out h1 h2 c fds
+	mkdir -p "$d/mail/alice"
+	printf 'QUIT\r\n' | "$CHAT" -H 20 -T 30 127.0.0.1 "$PORT" >"$d/h1" & h1=$!
+	printf 'QUIT\r\n' | "$CHAT" -H 20 -T 30 127.0.0.1 "$PORT" >"$d/h2" & h2=$!
+	PIDS+=("$h1" "$h2")
+	poll 200 grep -q 220 "$d/h1"
+	poll 200 grep -q 220 "$d/h2"
+	out=$(printf 'QUIT\r\n' | "$CHAT" -T 5 127.0.0.1 "$PORT" | norm)
+	check "one session over -c: 421 4.3.2 at once" "421 4.3.2 mx.test Too many sessions, try again later" "$out"
+
+	# A session's process keeps what smtpd inherited, adds its client
+	# socket, and has closed the four the parent holds: the listening
+	# socket, both ends of the signal pipe, the spare descriptor.
+	fds=""
+	for c in $(children_of "$SPID"); do
+		fds+="$(comm -13 <(fd_list "$SPID") <(fd_list "$c") | awk '{ sub(/\[.*/, "", $2); print $2 }' | tr '\n' ' ')"
+		fds+="$(comm -23 <(fd_list "$SPID") <(fd_list "$c") | wc -l | tr -d ' ')|"
+	done
+	check "a session's process holds its socket and nothing of the parent's" "socket: 4|socket: 4|" "$fds"
+
+	kill "$h1" "$h2"; wait "$h1" "$h2" 2>/dev/null
+	first_session_ok() { printf 'QUIT\r\n' | "$CHAT" -T 5 127.0.0.1 "$PORT" | grep -q '^220'; }
+	check_true "sessions that end free their slots" poll 100 first_session_ok
+	check "no zombies" "0" "$(zombies_of "$SPID")"
+	stop_pid "$SPID"
+}
+
+t_storage() {
+	# A file-size limit on the server: writes fail with EFBIG.
+	ULIMIT_F=64 start_smtpd full -m mail
+	local d=$T/full out
+	mkdir -p "$d/mail/alice" "$d/mail/bob"
+	out=$( { printf 'HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nRCPT TO:<bob@localhost>\r\nRCPT TO:<x@remote.example>\r\nDATA\r\n'
+		 for i in $(seq 1 2000); do printf 'line %05d of a message that is larger than the file size limit\r\n' $i; done
+		 printf '.\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\nsmall\r\n.\r\nQUIT\r\n'; } |
+		"$CHAT" 127.0.0.1 "$PORT" | norm | tail -n 6 | head -n 5)
+	check "storage failure (EFBIG): 452 4.3.1, then the session goes on" "452 4.3.1 Insufficient system storage
+250 2.1.0 Sender <a@b.test> OK
+250 2.1.5 Recipient <alice@localhost> OK
+354 End data with <CR><LF>.<CR><LF>
+250 2.0.0 Ok: queued as ID" "$out"
+	check "after a failed delivery nothing is left in any new/, tmp/ or the queue" "1 0 0 0 0 0" \
+		"$(count_files "$d/mail/alice/new") $(count_files "$d/mail/alice/tmp") $(count_files "$d/mail/bob/new") $(count_files "$d/mail/bob/tmp") $(count_files "$d/queue/entries") $(count_files "$d/queue/tmp")"
+	check "the failure is logged with its errno text" "1" "$(grep -c 'delivery-failed error="File too large"' "$d/log")"
+	stop_pid "$SPID"
+}
+
+t_disconnect() {
+	start_smtpd disc -m mail
+	local d=$T/disc out
+	mkdir -p "$d/mail/alice"
+	printf 'HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\nSubject: cut\r\n\r\nhalf\r\n' |
+		"$CHAT" -k 127.0.0.1 "$PORT" >/dev/null
+	poll 200 grep -q 'data-aborted' "$d/log"
+	check "client gone mid-DATA: nothing kept, logged" "0 0 1" \
+		"$(count_files "$d/mail/alice/new") $(count_files "$d/mail/alice/tmp") $(grep -c 'data-aborted reason=disconnect' "$d/log")"
+	printf 'HELO c\r\nMAIL FROM:<a@b.test>\r\n' | "$CHAT" -k 127.0.0.1 "$PORT" >/dev/null
+	printf 'HEL' | "$CHAT" -k 127.0.0.1 "$PORT" >/dev/null
+	printf 'QUIT\r\n' | "$CHAT" -w -k 127.0.0.1 "$PORT" >/dev/null
+	out=$(printf 'HELO c\nQUIT\n' | smtp "$PORT" | codes | tr '\n' ' ')
+	check "abrupt disconnects at any point: the server lives on" "220 250 221 " "$out"
+	stop_pid "$SPID"
+}
+
+t_shutdown() {
+	start_smtpd stop -m mail
+	local d=$T/stop h rc out
+	mkdir -p "$d/mail/alice"
+	printf 'HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\nlate\r\n.\r\nQUIT\r\n' |
+		"$CHAT" -H 1 -T 20 127.0.0.1 "$PORT" >"$d/h" & h=$!
+	PIDS+=("$h")
+	poll 200 grep -q 220 "$d/h"
+	kill -TERM "$SPID"
+	poll 200 grep -q 'stopping' "$d/log"
+	refused() { ! printf 'QUIT\r\n' | "$CHAT" -T 2 127.0.0.1 "$PORT" 2>/dev/null | grep -q 220; }
+	check_true "SIGTERM: no new sessions" refused
+	wait "$h"
+	poll 200 dead "$SPID"
+	wait "$SPID"; rc=$?
+	check "SIGTERM: the running session finishes, then exit 0" "220 250 250 250 354 250 221 |0|1" \
+		"$(codes <"$d/h" | tr '\n' ' ')|$rc|$(count_files "$d/mail/alice/new")"
+	out=$(grep -o 'stopping\|disconnect\|stopped' "$d/log" | tr '\n' ' ')
+	check "the log shows the order: stopping, session ends, stopped" "stopping disconnect stopped " "$out"
+}
+
+t_logs() {
+	start_smtpd logs -m mail
+	local d=$T/logs out
+	mkdir -p "$d/mail/alice"
+	printf 'HELO c\nMAIL FROM:<a@b.test>\nRCPT TO:<alice@localhost>\nRCPT TO:<nobody@localhost>\nDATA\nhi\n.\nQUIT\n' | smtp "$PORT" >/dev/null
+	poll 100 grep -q disconnect "$d/log"
+	out=$(sed -E -e 's/sid=[0-9a-f.]+/sid=S/' -e 's/id=[0-9A-Za-z.]+ path=[^ ]*/id=ID path=P/' -e 's/port=[0-9]+/port=P/' "$d/log")
+	check "without -v: one line per event" "smtpd: listening addr=127.0.0.1 port=P name=mx.test
+smtpd: sid=S connect client=127.0.0.1 relay=yes
+smtpd: sid=S mail from=<a@b.test>
+smtpd: sid=S rcpt to=<alice@localhost> status=250
+smtpd: sid=S rcpt to=<nobody@localhost> status=550
+smtpd: sid=S stored id=ID path=P
+smtpd: sid=S disconnect" "$out"
+	stop_pid "$SPID"
+	start_smtpd logsv -m mail -v
+	mkdir -p "$T/logsv/mail/alice"
+	printf 'HELO c\nMAIL FROM:<a@b.test>\nRCPT TO:<alice@localhost>\nDATA\n..dot\n.\nQUIT\n' | smtp "$PORT" >/dev/null
+	poll 100 grep -q disconnect "$T/logsv/log"
+	out=$(grep -E ' (C|S): ' "$T/logsv/log" | sed -E -e 's/.* ([CS]: )/\1/' | norm)
+	check "-v: the whole dialogue as C: and S: lines" "S: 220 mx.test ESMTP
+C: HELO c
+S: 250 mx.test Hello c [127.0.0.1]
+C: MAIL FROM:<a@b.test>
+S: 250 2.1.0 Sender <a@b.test> OK
+C: RCPT TO:<alice@localhost>
+S: 250 2.1.5 Recipient <alice@localhost> OK
+C: DATA
+S: 354 End data with <CR><LF>.<CR><LF>
+C: ..dot
+C: .
+S: 250 2.0.0 Ok: queued as ID
+C: QUIT
+S: 221 2.0.0 mx.test closing connection" "$out"
+	stop_pid "$SPID"
+}
+
+# ---- run -------------------------------------------------------------------------
+
+if ! make -s all >"$T/make.log" 2>&1; then
+	cat "$T/make.log"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+for t in build greeting defaults delivery body pipelining commands params mailboxes \
+	 literals relay aliases smuggling limits timeouts sessions storage disconnect \
+	 shutdown logs; do
+	if group "$t"; then "t_$t"; fi
+done
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,189 @@
+/*
+ * chat.c - a scripted SMTP client for the tests (not part of the MTA)
+ *
+ *   chat [-l] [-k] [-w] [-H seconds] [-T seconds] host port < script
+ *
+ * Connects to host:port, waits for the greeting (one whole reply) and
+ * prints every byte the server sends on stdout, until the server closes.
+ *   (default)  stdin is sent in one write(): a pipelining client.
+ *   -l         lock step: one line, then wait for its whole reply; after a
+ *              354 the message lines go out up to the "." line.
+ *   -k         send stdin, then hang up at once (an abrupt disconnect).
+ *   -w         do not wait for the greeting before sending.
+ *   -H s       hold: stay idle s seconds after the greeting, then go on.
+ *   -T s       give up after s seconds in all [10].
+ * Exit status: 0 server closed, 3 time limit reached, 1 error.
+ */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+#include <sys/socket.h>
+#include <netdb.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int fd;
+static time_t deadline;
+static char reply_line[8192];   /* the line being received, for -l */
+static size_t reply_len;
+static char last_code[4];       /* code of the last whole reply */
+
+/* Read what is there (waiting at most until the deadline), print it.
+ * Returns 1 if a whole reply ended in it (last line "NNN "), 0 if not,
+ * -1 when the server closed, -2 at the deadline. */
+static int receive_until(time_t until)
+{
+	char buf[65536];
+	struct pollfd p = { fd, POLLIN, 0 };
+	int left = (int)(until - time(NULL)), done = 0;
+	ssize_t n, i;
+
+	if (left <= 0 || poll(&p, 1, left * 1000) <= 0)
+		return -2;
+	n = read(fd, buf, sizeof buf);
+	if (n <= 0)
+		return -1;
+	fwrite(buf, 1, (size_t)n, stdout);
+	fflush(stdout);
+	for (i = 0; i < n; i++) {
+		if (reply_len < sizeof reply_line - 1)
+			reply_line[reply_len++] = buf[i];
+		if (buf[i] == '\n') {
+			done = (reply_len < 5 || reply_line[3] != '-');
+			if (done)
+				memcpy(last_code, reply_line, 3);
+			reply_len = 0;
+		}
+	}
+	return done;
+}
+
+static int receive(void)
+{
+	return receive_until(deadline);
+}
+
+static int wait_reply(void)
+{
+	int r;
+	while ((r = receive()) == 0)
+		;
+	return r;
+}
+
+static int send_all(const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static char *read_stdin(size_t *len)
+{
+	size_t cap = 65536;
+	char *b = malloc(cap);
+	ssize_t n;
+
+	*len = 0;
+	while (b && (n = read(0, b + *len, cap - *len)) > 0) {
+		*len += (size_t)n;
+		if (*len == cap && !(b = realloc(b, cap *= 2)))
+			break;
+	}
+	return b;
+}
+
+/* -l: a line, its reply, the next line... (RFC 5321 without PIPELINING). */
+static int lock_step(const char *p, size_t len)
+{
+	const char *end = p + len;
+	int in_data = 0, r = 0;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
+		int dot = (n >= 2 && p[0] == '.' && (p[1] == '\r' || p[1] == '\n'));
+		if (send_all(p, n) < 0)
+			break;
+		p += n;
+		if (in_data && !dot)
+			continue;
+		r = wait_reply();
+		if (r < 0)
+			return r;
+		in_data = !in_data && memcmp(last_code, "354", 3) == 0;
+	}
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	struct addrinfo hints, *ai;
+	int c, lock = 0, hangup = 0, greet = 1, hold = 0, limit = 10, r;
+	size_t len;
+	char *script;
+
+	while ((c = getopt(argc, argv, "lkwH:T:")) != -1) {
+		switch (c) {
+		case 'l': lock = 1; break;
+		case 'k': hangup = 1; break;
+		case 'w': greet = 0; break;
+		case 'H': hold = atoi(optarg); break;
+		case 'T': limit = atoi(optarg); break;
+		default: return 1;
+		}
+	}
+	if (argc - optind != 2) {
+		fprintf(stderr, "usage: chat [-l] [-k] [-w] [-H s] [-T s] host port < script\n");
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	memset(&hints, 0, sizeof hints);
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+	if (getaddrinfo(argv[optind], argv[optind + 1], &hints, &ai) != 0)
+		return 1;
+	fd = socket(ai->ai_family, SOCK_STREAM, 0);
+	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+		perror("chat: connect");
+		return 1;
+	}
+	freeaddrinfo(ai);
+	deadline = time(NULL) + limit;
+	script = read_stdin(&len);
+	if (!script)
+		return 1;
+	if (greet && (r = wait_reply()) < 0)
+		return r == -2 ? 3 : 0;
+	if (hold > 0) {
+		time_t until = time(NULL) + hold;
+		while (time(NULL) < until)
+			if (receive_until(until) == -1)
+				return 0;
+	}
+	if (hangup) {
+		send_all(script, len);
+		return 0;
+	}
+	if (lock)
+		r = lock_step(script, len);
+	else
+		r = send_all(script, len) < 0 ? 0 : 0;   /* a closed server is no error */
+	while (r >= 0)
+		r = receive();
+	free(script);
+	return r == -2 ? 3 : 0;
+}
