@@ -159,6 +159,7 @@ int main(int argc, char **argv)
 	fd = socket(ai->ai_family, SOCK_STREAM, 0);
 	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
 		perror("chat: connect");
+		freeaddrinfo(ai);
 		return 1;
 	}
 	freeaddrinfo(ai);
@@ -166,22 +167,21 @@ int main(int argc, char **argv)
 	script = read_stdin(&len);
 	if (!script)
 		return 1;
-	if (greet && (r = wait_reply()) < 0)
-		return r == -2 ? 3 : 0;
-	if (hold > 0) {
+	r = greet ? wait_reply() : 0;
+	if (r >= 0 && hold > 0) {
 		time_t until = time(NULL) + hold;
-		while (time(NULL) < until)
+		while (r >= 0 && time(NULL) < until)
 			if (receive_until(until) == -1)
-				return 0;
+				r = -1;
 	}
-	if (hangup) {
+	if (r >= 0 && hangup) {
 		send_all(script, len);
-		return 0;
-	}
-	if (lock)
+		r = -1;
+	} else if (r >= 0 && lock) {
 		r = lock_step(script, len);
-	else
-		r = send_all(script, len) < 0 ? 0 : 0;   /* a closed server is no error */
+	} else if (r >= 0) {
+		send_all(script, len);          /* a closed server is no error */
+	}
 	while (r >= 0)
 		r = receive();
 	free(script);
