@@ -1,4 +1,4 @@
-# Makefile for the teaching MTA: smtpd (server) and its test helpers.
+# Makefile for the teaching MTA: smtpd (server), smtp_send (client), test helpers.
 #   make            build
 #   make test       build and run ./test.sh (loopback only)
 #   make install PREFIX=/usr/local
@@ -7,13 +7,22 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN     = -std=c99 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -pedantic
 PREFIX  ?= /usr/local
-PROGS    = smtpd
-HELPERS  = tests/chat
+PROGS    = smtpd smtp_send
+HELPERS  = tests/chat tests/dnsd tests/fakesmtp
 
 all: $(PROGS) $(HELPERS)
 
 smtpd: smtpd.c
 	$(CC) $(WARN) $(CFLAGS) -o $@ smtpd.c $(LDFLAGS)
+
+smtp_send: smtp_send.c
+	$(CC) $(WARN) $(CFLAGS) -o $@ smtp_send.c $(LDFLAGS)
+
+tests/dnsd: tests/dnsd.c
+	$(CC) $(WARN) $(CFLAGS) -o $@ tests/dnsd.c $(LDFLAGS)
+
+tests/fakesmtp: tests/fakesmtp.c
+	$(CC) $(WARN) $(CFLAGS) -o $@ tests/fakesmtp.c $(LDFLAGS)
 
 tests/chat: tests/chat.c
 	$(CC) $(WARN) $(CFLAGS) -o $@ tests/chat.c $(LDFLAGS)
@@ -23,7 +32,9 @@ test: all
 
 install: $(PROGS)
 	mkdir -p $(DESTDIR)$(PREFIX)/sbin
-	cp $(PROGS) $(DESTDIR)$(PREFIX)/sbin/
+	cp smtpd $(DESTDIR)$(PREFIX)/sbin/
+	mkdir -p $(DESTDIR)$(PREFIX)/bin
+	cp smtp_send $(DESTDIR)$(PREFIX)/bin/
 
 clean:
 	rm -f $(PROGS) $(HELPERS)

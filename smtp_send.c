@@ -1,0 +1,2234 @@
+/*
+ * smtp_send.c - the sending half of a small, readable MTA
+ *
+ * SYNOPSIS
+ *   smtp_send [-v] [-t] [-i] [-f sender] [-H helo-name] [-S host[:port]] [-P port]
+ *             [-R nameserver[:port]] [-T seconds] [--] [recipient...]   < message
+ *   smtp_send -M domain [-R nameserver[:port]] [-v]         print the route only
+ *   smtp_send -q queue-dir [-F] [-e max-age] [delivery options]  run the queue once
+ *
+ * DESCRIPTION
+ *   Finds where mail for a domain goes and hands it over, the way a real
+ *   MTA does: CNAME chain, MX records by preference, A/AAAA records, a TCP
+ *   connection to port 25, the SMTP dialogue.  It has its own DNS stub
+ *   resolver (UDP, TCP when an answer is truncated); no libresolv.
+ *   With -q it delivers the queue that smtpd writes, keeps what it could
+ *   not deliver for a later run, and bounces what cannot be delivered.
+ *
+ * OPTIONS (defaults in brackets)
+ *   -f sender    envelope sender [$USER@hostname]; -f '' is the null sender
+ *   -t           recipients from To:, Cc:, Bcc:; Bcc: is removed
+ *   -i           accepted for sendmail compatibility (input ends at EOF anyway)
+ *   -H name      our name in EHLO [gethostname()]
+ *   -S host[:p]  send everything to this one server (a smarthost), no DNS
+ *   -P port      port of the MX hosts and address literals [25]
+ *   -R ns[:p]    DNS server [the nameserver lines of /etc/resolv.conf]
+ *   -T seconds   cap on every network timeout [RFC 5321 4.5.3.2 values]
+ *   -M domain    print the route to domain and exit
+ *   -q dir       run smtpd's queue in dir once
+ *   -F           with -q: try every entry now, whatever its schedule
+ *   -e age       with -q: bounce what is older than age (s, m, h, d) [5d]
+ *   -v           DNS steps and the SMTP dialogue (C: / S:) on stderr
+ *
+ * EXIT STATUS (sysexits.h)
+ *   0 all delivered; 75 EX_TEMPFAIL something deferred; 69 EX_UNAVAILABLE
+ *   a permanent failure; 68 EX_NOHOST a domain does not exist; 64 EX_USAGE;
+ *   65 EX_DATAERR the input is not a message.  When several apply, the
+ *   first of 68, 69, 75 wins.
+ *
+ * STANDARDS
+ *   RFC 1035 (DNS), RFC 3596 (AAAA), RFC 5321 (SMTP, routing in 5.1),
+ *   RFC 7505 (null MX), RFC 2920 (PIPELINING), RFC 1870 (SIZE),
+ *   RFC 6152 (8BITMIME), RFC 3464 and RFC 6522 (delivery status
+ *   notifications), RFC 5322 (message headers).
+ *
+ * HOW TO READ THIS FILE
+ *   1. main(): options; one of three jobs: -M, -q, or a message on stdin.
+ *   2. DNS: dns_query() asks, dns_parse() checks every byte of the answer,
+ *      dns_lookup() follows CNAMEs, route_domain() applies RFC 5321 5.1.
+ *   3. SMTP: smtp_deliver() is one client session, step by step.
+ *   4. deliver_all(): recipients grouped by domain, each domain routed and
+ *      tried host by host.
+ *   5. The queue: run_queue(), run_entry(), write_bounce().
+ */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+/* sysexits.h values, spelled out: the header is BSD, not POSIX. */
+#define EX_OK           0
+#define EX_USAGE       64
+#define EX_DATAERR     65
+#define EX_NOINPUT     66
+#define EX_NOHOST      68
+#define EX_UNAVAILABLE 69
+#define EX_SOFTWARE    70
+#define EX_OSERR       71
+#define EX_IOERR       74
+#define EX_TEMPFAIL    75
+
+/* ---- Limits ---------------------------------------------------------------- */
+
+#define NAME_MAX_DNS   255  /* RFC 1035 2.3.4: a domain name */
+#define ADDR_SIZE      322  /* local part 64 + '@' + domain 255 + NUL, rounded */
+#define DNS_UDP_MAX    512  /* RFC 1035 4.2.1: classic UDP size (no EDNS) */
+#define DNS_MAX_RR      64  /* answer records we keep */
+#define DNS_SERVERS      3  /* resolv.conf MAXNS */
+#define DNS_TIMEOUT      5  /* seconds per try; two rounds over the servers */
+#define CNAME_MAX        8  /* CNAME hops before we call it a loop */
+#define MX_MAX          16
+#define ADDRS_PER_HOST   8
+#define TRIES_MAX       10  /* server addresses tried per domain */
+#define REPLY_LINE_MAX 2048 /* RFC 5321 4.5.3.1.5 says 512; we are liberal */
+#define REPLY_LINES_MAX 100 /* an endless multi-line reply is an error */
+#define RCPT_MAX       1000
+#define LABEL_SIZE (NAME_MAX_DNS + INET6_ADDRSTRLEN + 10)   /* name[ip]:port */
+
+/* RFC 5321 4.5.3.2: how long to wait for each reply, in seconds. */
+#define TIMEOUT_CONNECT   30
+#define TIMEOUT_GREETING 300
+#define TIMEOUT_MAIL     300
+#define TIMEOUT_RCPT     300
+#define TIMEOUT_DATA     120
+#define TIMEOUT_BLOCK    180
+#define TIMEOUT_DOT      600
+
+/* ---- Options ------------------------------------------------------------------ */
+
+struct server { struct sockaddr_storage sa; socklen_t len; char text[80]; };
+
+static struct options {
+	int verbose, from_headers, flush;
+	const char *sender, *queue_dir, *route_domain;
+	char helo[256], sender_buf[ADDR_SIZE];
+	int have_smarthost;
+	char smarthost[256], smarthost_port[8];
+	char mx_port[8];
+	int timeout_cap;          /* 0: none */
+	long max_age;
+	struct server dns[DNS_SERVERS];
+	int ndns;
+} opt;
+
+static void note(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("smtp_send: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+#define VERBOSE(...) do { if (opt.verbose) note(__VA_ARGS__); } while (0)
+
+static int capped(int seconds)
+{
+	return opt.timeout_cap > 0 && opt.timeout_cap < seconds ? opt.timeout_cap : seconds;
+}
+
+/* A random number: /dev/urandom, which POSIX does not promise, else the
+ * clock and pid mixed.  Used for DNS ids, MX shuffling, MIME boundaries. */
+static unsigned long random_number(void)
+{
+	static unsigned long state;
+	unsigned long r;
+	int fd = open("/dev/urandom", O_RDONLY);
+
+	if (fd >= 0 && read(fd, &r, sizeof r) == (ssize_t)sizeof r) {
+		close(fd);
+		return r;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (!state)
+		state = (unsigned long)time(NULL) ^ ((unsigned long)getpid() << 16);
+	state = state * 6364136223846793005UL + 1442695040888963407UL;
+	return state >> 16;
+}
+
+/* Diagnostic text into a fixed buffer: a long message is cut short,
+ * never overflows.  (Paths are built with snprintf and checked.) */
+static void set_text(char *out, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(out, size, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- A growable byte buffer --------------------------------------------------- */
+
+struct buffer { char *data; size_t len, cap; };
+
+static void buffer_add(struct buffer *b, const void *p, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		if (!(b->data = realloc(b->data, cap))) {
+			note("out of memory");
+			exit(EX_OSERR);
+		}
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
+static void buffer_printf(struct buffer *b, const char *fmt, ...)
+{
+	char text[4096];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	buffer_add(b, text, (size_t)n < sizeof text ? (size_t)n : sizeof text - 1);
+}
+
+/* "host", "host:port", "[v6]:port", "v6" -> host and port strings. */
+static int split_host_port(const char *arg, char *host, size_t hsize, char *port,
+			   size_t psize, const char *default_port)
+{
+	const char *colon = strrchr(arg, ':');
+	size_t n;
+
+	snprintf(port, psize, "%s", default_port);
+	if (arg[0] == '[') {
+		const char *close = strchr(arg, ']');
+		if (!close)
+			return -1;
+		n = (size_t)(close - arg - 1);
+		if (close[1] == ':')
+			snprintf(port, psize, "%s", close + 2);
+		else if (close[1])
+			return -1;
+		arg++;
+	} else if (colon && strchr(arg, ':') == colon) {  /* one colon: host:port */
+		n = (size_t)(colon - arg);
+		snprintf(port, psize, "%s", colon + 1);
+	} else {
+		n = strlen(arg);                           /* no colon, or bare IPv6 */
+	}
+	if (n == 0 || n >= hsize)
+		return -1;
+	memcpy(host, arg, n);
+	host[n] = '\0';
+	return strspn(port, "0123456789") == strlen(port) && port[0] ? 0 : -1;
+}
+
+/* ==== DNS (RFC 1035) ======================================================= */
+
+enum { T_A = 1, T_CNAME = 5, T_MX = 15, T_AAAA = 28 };
+enum dns_status { DNS_OK, DNS_NXDOMAIN, DNS_TEMP };
+
+struct rr {
+	int type;
+	char name[NAME_MAX_DNS + 1];
+	unsigned pref;                          /* MX */
+	char target[NAME_MAX_DNS + 1];          /* MX exchange, CNAME target */
+	unsigned char addr[16];                 /* A (4 bytes), AAAA (16) */
+};
+
+struct dns_answer {
+	enum dns_status status;
+	int nrr;
+	struct rr rr[DNS_MAX_RR];
+	char why[160];                          /* for DNS_TEMP */
+};
+
+static const char *type_name(int type)
+{
+	return type == T_A ? "A" : type == T_AAAA ? "AAAA" : type == T_MX ? "MX"
+	     : type == T_CNAME ? "CNAME" : "?";
+}
+
+/* RFC 1035 3.1: a name as length-prefixed labels ending in a zero byte. */
+static int dns_encode_name(const char *name, unsigned char *out, size_t size)
+{
+	size_t n = 0;
+
+	while (*name) {
+		size_t len = strcspn(name, ".");
+		if (len == 0 || len > 63 || n + len + 2 > size)
+			return -1;
+		out[n++] = (unsigned char)len;
+		memcpy(out + n, name, len);
+		n += len;
+		name += len;
+		if (*name == '.')
+			name++;
+	}
+	if (n + 1 > size || n + 1 > NAME_MAX_DNS + 1)
+		return -1;
+	out[n++] = 0;
+	return (int)n;
+}
+
+/* RFC 1035 4.1.1 header + 4.1.2 question.  RD is set: we ask a recursive
+ * server to do the walking, as every stub resolver does. */
+static int dns_build_query(unsigned id, const char *name, int type, unsigned char *q, size_t size)
+{
+	int n;
+
+	if (size < 12)
+		return -1;
+	memset(q, 0, 12);
+	q[0] = (unsigned char)(id >> 8);
+	q[1] = (unsigned char)id;
+	q[2] = 0x01;                            /* RD */
+	q[5] = 1;                               /* QDCOUNT */
+	if ((n = dns_encode_name(name, q + 12, size - 16)) < 0)
+		return -1;
+	n += 12;
+	q[n++] = 0;
+	q[n++] = (unsigned char)type;
+	q[n++] = 0;
+	q[n++] = 1;                             /* class IN */
+	return n;
+}
+
+/*
+ * Read a possibly compressed name (RFC 1035 4.1.4) at m[*off].  Every byte
+ * is checked against the message length; a pointer may only go to an
+ * earlier place and at most 64 pointers are followed, so a pointer loop
+ * ends.  Labels with bytes outside printable ASCII, or containing '.',
+ * are refused: they could not be typed into a zone file, and would let an
+ * answer fake name boundaries.  *off moves past the name as written.
+ */
+static int dns_read_name(const unsigned char *m, size_t len, size_t *off, char *out)
+{
+	size_t pos = *off, n = 0, i;
+	int jumps = 0;
+
+	for (;;) {
+		unsigned c;
+		if (pos >= len)
+			return -1;
+		c = m[pos];
+		if (c == 0) {
+			if (!jumps)
+				*off = pos + 1;
+			break;
+		}
+		if ((c & 0xC0) == 0xC0) {       /* a compression pointer */
+			size_t target;
+			if (pos + 1 >= len)
+				return -1;
+			target = ((c & 0x3Fu) << 8) | m[pos + 1];
+			if (!jumps)
+				*off = pos + 2;
+			if (target >= pos || ++jumps > 64)
+				return -1;
+			pos = target;
+			continue;
+		}
+		if (c > 63 || pos + 1 + c > len || n + c + 1 > NAME_MAX_DNS)
+			return -1;
+		if (n)
+			out[n++] = '.';
+		for (i = 0; i < c; i++) {
+			unsigned char b = m[pos + 1 + i];
+			if (b <= ' ' || b >= 127 || b == '.')
+				return -1;
+			out[n++] = (char)tolower(b);
+		}
+		pos += 1 + c;
+	}
+	out[n] = '\0';
+	return 0;
+}
+
+static unsigned get16(const unsigned char *p) { return (unsigned)p[0] << 8 | p[1]; }
+
+/*
+ * Check and parse an answer to (id, name, type).  Returns 1 if it is the
+ * answer (a->status set), 0 if it is not ours (wrong id or question: keep
+ * waiting), -1 if it is ours but malformed (a->why says how).
+ */
+static int dns_parse(const unsigned char *m, size_t len, unsigned id, const char *name,
+		     int type, struct dns_answer *a)
+{
+	char qname[NAME_MAX_DNS + 1];
+	size_t off = 12;
+	unsigned ancount, i, rcode;
+
+	a->nrr = 0;
+	if (len < 12 || get16(m) != id || !(m[2] & 0x80))
+		return 0;                       /* not an answer to our query */
+	if (get16(m + 4) != 1 || dns_read_name(m, len, &off, qname) < 0 || off + 4 > len ||
+	    strcasecmp(qname, name) != 0 || (int)get16(m + off) != type || get16(m + off + 2) != 1)
+		return 0;                       /* RFC 5452: the question must match */
+	off += 4;
+	rcode = m[3] & 0x0F;
+	if (rcode == 3) {
+		a->status = DNS_NXDOMAIN;
+		return 1;
+	}
+	if (rcode != 0) {
+		a->status = DNS_TEMP;
+		set_text(a->why, sizeof a->why, "server answered rcode %u (%s)", rcode,
+			 rcode == 2 ? "SERVFAIL" : rcode == 5 ? "REFUSED" : rcode == 1 ? "FORMERR" : "error");
+		return 1;
+	}
+	if (m[2] & 0x02) {
+		set_text(a->why, sizeof a->why, "truncated answer");
+		return -1;
+	}
+	ancount = get16(m + 6);
+	for (i = 0; i < ancount; i++) {         /* RFC 1035 4.1.3 resource records */
+		struct rr *r = &a->rr[a->nrr];
+		size_t rdata, end;
+		unsigned rtype, rdlen;
+		if (dns_read_name(m, len, &off, r->name) < 0 || off + 10 > len) {
+			set_text(a->why, sizeof a->why, "malformed answer: record %u is cut off or has a bad name", i + 1);
+			return -1;
+		}
+		rtype = get16(m + off);
+		rdlen = get16(m + off + 8);
+		rdata = off + 10;
+		end = rdata + rdlen;
+		if (end > len) {
+			set_text(a->why, sizeof a->why, "malformed answer: record %u is longer than the message", i + 1);
+			return -1;
+		}
+		off = end;
+		if (get16(m + rdata - 8) != 1 || a->nrr >= DNS_MAX_RR)
+			continue;                       /* not class IN, or no room */
+		r->type = (int)rtype;
+		if ((rtype == T_A && rdlen == 4) || (rtype == T_AAAA && rdlen == 16)) {
+			memcpy(r->addr, m + rdata, rdlen);
+		} else if (rtype == T_MX && rdlen >= 3) {
+			size_t p = rdata + 2;
+			r->pref = get16(m + rdata);
+			if (dns_read_name(m, end, &p, r->target) < 0 || p != end) {
+				set_text(a->why, sizeof a->why, "malformed answer: bad MX record");
+				return -1;
+			}
+		} else if (rtype == T_CNAME) {
+			size_t p = rdata;
+			if (dns_read_name(m, end, &p, r->target) < 0 || p != end) {
+				set_text(a->why, sizeof a->why, "malformed answer: bad CNAME record");
+				return -1;
+			}
+		} else {
+			continue;                       /* a type we do not use */
+		}
+		a->nrr++;
+	}
+	a->status = DNS_OK;
+	return 1;
+}
+
+static void wait_ms_until(struct timespec *deadline, int *ms)
+{
+	struct timespec now;
+	long left;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	left = (long)(deadline->tv_sec - now.tv_sec) * 1000 + (deadline->tv_nsec - now.tv_nsec) / 1000000;
+	*ms = left < 0 ? 0 : (int)left;
+}
+
+static int read_full(int fd, unsigned char *p, size_t n, struct timespec *deadline)
+{
+	while (n > 0) {
+		struct pollfd pfd = { fd, POLLIN, 0 };
+		int ms;
+		ssize_t r;
+		wait_ms_until(deadline, &ms);
+		if (ms == 0 || poll(&pfd, 1, ms) <= 0)
+			return -1;
+		if ((r = read(fd, p, n)) <= 0)
+			return -1;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static int connect_timeout(int fd, const struct sockaddr *sa, socklen_t len, int seconds);
+
+/* RFC 1035 4.2.2: over TCP each message has a two-byte length in front.
+ * Used when the UDP answer came back truncated (TC). */
+static int dns_ask_tcp(const struct server *srv, const unsigned char *q, int qlen,
+		       unsigned char **answer, size_t *alen)
+{
+	unsigned char len2[2];
+	struct timespec deadline;
+	int fd = socket(srv->sa.ss_family, SOCK_STREAM, 0);
+	size_t n;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += capped(DNS_TIMEOUT);
+	if (fd < 0 || connect_timeout(fd, (const struct sockaddr *)&srv->sa, srv->len, capped(DNS_TIMEOUT)) < 0)
+		goto fail;
+	len2[0] = (unsigned char)(qlen >> 8);
+	len2[1] = (unsigned char)qlen;
+	if (write(fd, len2, 2) != 2 || write(fd, q, (size_t)qlen) != qlen ||
+	    read_full(fd, len2, 2, &deadline) < 0)
+		goto fail;
+	n = get16(len2);
+	if (!(*answer = malloc(n ? n : 1)) || read_full(fd, *answer, n, &deadline) < 0) {
+		free(*answer);
+		*answer = NULL;
+		goto fail;
+	}
+	*alen = n;
+	close(fd);
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+/*
+ * Ask one server one question.  UDP first, on a connected socket, so the
+ * kernel drops datagrams from any other address or port.  Answers with
+ * the wrong id or question are ignored and we keep waiting (a spoofer
+ * must guess both).  A truncated answer is asked again over TCP.
+ */
+static void dns_ask(const struct server *srv, const char *name, int type, struct dns_answer *a)
+{
+	unsigned char q[NAME_MAX_DNS + 32], m[65536], *tcp = NULL;
+	unsigned id = (unsigned)(random_number() & 0xFFFF);
+	struct timespec deadline;
+	int qlen = dns_build_query(id, name, type, q, sizeof q), fd, r = 0;
+	size_t tlen;
+
+	a->status = DNS_TEMP;
+	if (qlen < 0) {
+		set_text(a->why, sizeof a->why, "bad name to look up: %s", name);
+		return;
+	}
+	fd = socket(srv->sa.ss_family, SOCK_DGRAM, 0);
+	if (fd < 0 || connect(fd, (const struct sockaddr *)&srv->sa, srv->len) < 0 ||
+	    send(fd, q, (size_t)qlen, 0) != qlen) {
+		set_text(a->why, sizeof a->why, "%s: %s", srv->text, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += capped(DNS_TIMEOUT);
+	set_text(a->why, sizeof a->why, "%s: no answer (timeout)", srv->text);
+	for (;;) {
+		struct pollfd pfd = { fd, POLLIN, 0 };
+		ssize_t n;
+		int ms;
+		wait_ms_until(&deadline, &ms);
+		if (ms == 0 || poll(&pfd, 1, ms) <= 0)
+			break;
+		if ((n = recv(fd, m, sizeof m, 0)) < 0) {
+			set_text(a->why, sizeof a->why, "%s: %s", srv->text, strerror(errno));
+			break;
+		}
+		if ((size_t)n >= 4 && get16(m) == id && (m[2] & 0x02)) {      /* TC */
+			VERBOSE("dns: %s %s: truncated over UDP, asking again over TCP", name, type_name(type));
+			if (dns_ask_tcp(srv, q, qlen, &tcp, &tlen) < 0) {
+				set_text(a->why, sizeof a->why, "%s: TCP query failed", srv->text);
+				break;
+			}
+			r = dns_parse(tcp, tlen, id, name, type, a);
+			break;
+		}
+		if ((r = dns_parse(m, (size_t)n, id, name, type, a)) != 0)
+			break;
+		VERBOSE("dns: ignored an answer with the wrong id or question");
+	}
+	if (r < 0)
+		a->status = DNS_TEMP;           /* malformed: a temporary failure */
+	free(tcp);
+	close(fd);
+}
+
+/* One question to the configured servers, two rounds, until a server
+ * gives a real answer (records, no records, or NXDOMAIN). */
+static void dns_query(const char *name, int type, struct dns_answer *a)
+{
+	int round, i;
+
+	for (round = 0; round < 2; round++)
+		for (i = 0; i < opt.ndns; i++) {
+			dns_ask(&opt.dns[i], name, type, a);
+			VERBOSE("dns: %s %s? -> %s%s%s (%d records) from %s", name, type_name(type),
+				a->status == DNS_OK ? "ok" : a->status == DNS_NXDOMAIN ? "NXDOMAIN" : "failed",
+				a->status == DNS_TEMP ? ": " : "", a->status == DNS_TEMP ? a->why : "",
+				a->status == DNS_OK ? a->nrr : 0, opt.dns[i].text);
+			if (a->status != DNS_TEMP)
+				return;
+		}
+}
+
+static const char *cname_of(const struct dns_answer *a, const char *name)
+{
+	int i;
+	for (i = 0; i < a->nrr; i++)
+		if (a->rr[i].type == T_CNAME && strcasecmp(a->rr[i].name, name) == 0)
+			return a->rr[i].target;
+	return NULL;
+}
+
+static int has_records(const struct dns_answer *a, int type, const char *name)
+{
+	int i;
+	for (i = 0; i < a->nrr; i++)
+		if (a->rr[i].type == type && strcasecmp(a->rr[i].name, name) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Look up name/type and follow CNAMEs (RFC 1034 3.6.2), whether the server
+ * put the chain into one answer or we must ask again for the target.
+ * chain[] gets each hop's target; final[] the name the records belong to.
+ * At most CNAME_MAX hops; a name seen twice is a loop: DNS_TEMP, since a
+ * broken zone is usually fixed soon.
+ */
+static void dns_lookup(const char *name, int type, struct dns_answer *a,
+		       char chain[][NAME_MAX_DNS + 1], int *nchain, char *final)
+{
+	char current[NAME_MAX_DNS + 1], asked[NAME_MAX_DNS + 1];
+	const char *target;
+	int i;
+
+	*nchain = 0;
+	snprintf(current, sizeof current, "%s", name);
+	for (;;) {
+		dns_query(current, type, a);
+		if (a->status != DNS_OK)
+			break;
+		memcpy(asked, current, sizeof asked);
+		while ((target = cname_of(a, current)) != NULL) {
+			int loop = strcasecmp(target, name) == 0;
+			for (i = 0; i < *nchain; i++)
+				loop |= strcasecmp(target, chain[i]) == 0;
+			if (loop || *nchain >= CNAME_MAX) {
+				a->status = DNS_TEMP;
+				set_text(a->why, sizeof a->why, "%s at %s -> %s",
+					 loop ? "CNAME loop" : "CNAME chain too long", current, target);
+				return;
+			}
+			VERBOSE("dns: %s is an alias (CNAME) for %s", current, target);
+			set_text(chain[(*nchain)++], NAME_MAX_DNS + 1, "%s", target);
+			snprintf(current, sizeof current, "%s", target);
+		}
+		/* Done when the records are here, or there was no alias at all;
+		 * else the answer stopped at an alias target: ask for it. */
+		if (has_records(a, type, current) || strcasecmp(asked, current) == 0)
+			break;
+	}
+	snprintf(final, NAME_MAX_DNS + 1, "%s", current);
+}
+
+/* ==== Routing: where does mail for a domain go? (RFC 5321 5.1) ============= */
+
+struct host {                                   /* one mail exchanger */
+	unsigned pref;
+	char name[NAME_MAX_DNS + 1];
+	int naddr;
+	struct sockaddr_storage addr[ADDRS_PER_HOST];
+	char why[200];                          /* when it has no address */
+};
+
+enum route_status {
+	ROUTE_OK,           /* hosts to try */
+	ROUTE_NXDOMAIN,     /* the domain does not exist: permanent (5.1.2) */
+	ROUTE_NULLMX,       /* "MX 0 .": the domain takes no mail (RFC 7505) */
+	ROUTE_NOADDR,       /* exists, but no MX host has an address: permanent */
+	ROUTE_TEMP          /* DNS failure: try later */
+};
+
+struct route {
+	enum route_status status;
+	char chain[CNAME_MAX][NAME_MAX_DNS + 1];   /* CNAME hops of the domain */
+	int nchain;
+	char canon[NAME_MAX_DNS + 1];           /* the name the MX records are at */
+	int implicit;                           /* no MX: the domain is its own */
+	int nhost;
+	struct host host[MX_MAX];
+	char why[200];
+};
+
+static void add_address(struct host *h, int family, const unsigned char *bytes, const char *port)
+{
+	struct sockaddr_storage *ss;
+
+	if (h->naddr >= ADDRS_PER_HOST)
+		return;
+	ss = &h->addr[h->naddr++];
+	memset(ss, 0, sizeof *ss);
+	if (family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)ss;
+		in->sin_family = AF_INET;
+		in->sin_port = htons((unsigned short)atoi(port));
+		memcpy(&in->sin_addr, bytes, 4);
+	} else {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((unsigned short)atoi(port));
+		memcpy(&in6->sin6_addr, bytes, 16);
+	}
+}
+
+static socklen_t sockaddr_len(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+}
+
+/* "name[addr]:port", how transcripts and results name a server. */
+static void server_label(const char *name, const struct sockaddr_storage *ss, char *out, size_t size)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	unsigned port;
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
+		port = ntohs(in->sin_port);
+	} else {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
+		port = ntohs(in6->sin6_port);
+	}
+	snprintf(out, size, "%s[%s]:%u", name, ip, port);
+}
+
+/* The A, then the AAAA records of one host (CNAMEs followed).  IPv4 first:
+ * labs on loopback use 127.x addresses.  Returns the worse status. */
+static enum dns_status resolve_host(struct host *h, const char *port)
+{
+	static const int types[2] = { T_A, T_AAAA };
+	char chain[CNAME_MAX][NAME_MAX_DNS + 1], final[NAME_MAX_DNS + 1];
+	struct dns_answer *a = malloc(sizeof *a);
+	enum dns_status worst = DNS_OK;
+	int t, i, nchain;
+
+	if (!a)
+		return DNS_TEMP;
+	for (t = 0; t < 2; t++) {
+		dns_lookup(h->name, types[t], a, chain, &nchain, final);
+		if (a->status == DNS_TEMP) {
+			worst = DNS_TEMP;
+			set_text(h->why, sizeof h->why, "%s %s: %s", h->name, type_name(types[t]), a->why);
+		} else if (a->status == DNS_NXDOMAIN) {
+			if (worst == DNS_OK)
+				worst = DNS_NXDOMAIN;
+			set_text(h->why, sizeof h->why, "host %s does not exist (NXDOMAIN)", h->name);
+		}
+		for (i = 0; a->status == DNS_OK && i < a->nrr; i++)
+			if (a->rr[i].type == types[t] && strcasecmp(a->rr[i].name, final) == 0)
+				add_address(h, t == 0 ? AF_INET : AF_INET6, a->rr[i].addr, port);
+	}
+	if (h->naddr == 0 && !h->why[0])
+		set_text(h->why, sizeof h->why, "host %s has no A or AAAA record", h->name);
+	free(a);
+	return worst;
+}
+
+/* RFC 5321 5.1: MX records by preference, lowest first; equal ones in
+ * random order, to spread the load as the RFC asks. */
+static void mx_sort(struct host *h, int n)
+{
+	int i, j, start;
+
+	for (i = 1; i < n; i++)                 /* insertion sort: n is small */
+		for (j = i; j > 0 && h[j - 1].pref > h[j].pref; j--) {
+			struct host t = h[j];
+			h[j] = h[j - 1];
+			h[j - 1] = t;
+		}
+	for (start = 0; start < n; start = i) { /* shuffle each run of equals */
+		for (i = start; i < n && h[i].pref == h[start].pref; i++)
+			;
+		for (j = i - 1; j > start; j--) {
+			int k = start + (int)(random_number() % (unsigned long)(j - start + 1));
+			struct host t = h[j];
+			h[j] = h[k];
+			h[k] = t;
+		}
+	}
+}
+
+/* An address literal: user@[192.0.2.1] or user@[IPv6:2001:db8::1] skips DNS. */
+static int route_literal(const char *domain, struct route *r, const char *port)
+{
+	char text[NAME_MAX_DNS + 1];
+	unsigned char bytes[16];
+	size_t n = strlen(domain);
+	struct host *h = &r->host[0];
+
+	if (n < 3 || n - 2 >= sizeof text)
+		return -1;
+	memcpy(text, domain + 1, n - 2);
+	text[n - 2] = '\0';
+	set_text(h->name, sizeof h->name, "%s", domain);
+	if (strncasecmp(text, "IPv6:", 5) == 0 && inet_pton(AF_INET6, text + 5, bytes) == 1)
+		add_address(h, AF_INET6, bytes, port);
+	else if (inet_pton(AF_INET, text, bytes) == 1)
+		add_address(h, AF_INET, bytes, port);
+	else
+		return -1;
+	r->nhost = 1;
+	r->status = ROUTE_OK;
+	return 0;
+}
+
+/* -S host[:port]: one server for everything.  Its name may come from
+ * /etc/hosts (getaddrinfo), since no MX lookup is involved. */
+static void route_smarthost(struct route *r)
+{
+	struct addrinfo hints, *res, *ai;
+	struct host *h = &r->host[0];
+	int e;
+
+	memset(&hints, 0, sizeof hints);
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	set_text(h->name, sizeof h->name, "%s", opt.smarthost);
+	r->nhost = 1;
+	if ((e = getaddrinfo(opt.smarthost, opt.smarthost_port, &hints, &res)) != 0) {
+		r->status = ROUTE_TEMP;
+		set_text(r->why, sizeof r->why, "smarthost %s: %s", opt.smarthost, gai_strerror(e));
+		return;
+	}
+	for (ai = res; ai && h->naddr < ADDRS_PER_HOST; ai = ai->ai_next)
+		memcpy(&h->addr[h->naddr++], ai->ai_addr, ai->ai_addrlen);
+	freeaddrinfo(res);
+	r->status = ROUTE_OK;
+}
+
+/* The route to a domain, RFC 5321 5.1 step by step. */
+static void route_domain(const char *domain, struct route *r, const char *port)
+{
+	struct dns_answer *a = malloc(sizeof *a);
+	int i, temp = 0, any = 0;
+
+	memset(r, 0, sizeof *r);
+	if (!a) {
+		r->status = ROUTE_TEMP;
+		set_text(r->why, sizeof r->why, "out of memory");
+		return;
+	}
+	if (domain[0] == '[') {
+		if (route_literal(domain, r, port) < 0) {
+			r->status = ROUTE_NXDOMAIN;
+			set_text(r->why, sizeof r->why, "bad address literal %s", domain);
+		}
+		free(a);
+		return;
+	}
+	/* 1. The MX records, after following any CNAME chain. */
+	dns_lookup(domain, T_MX, a, r->chain, &r->nchain, r->canon);
+	if (a->status == DNS_NXDOMAIN) {
+		r->status = ROUTE_NXDOMAIN;
+		set_text(r->why, sizeof r->why, "domain %s does not exist (NXDOMAIN)", domain);
+	} else if (a->status == DNS_TEMP) {
+		r->status = ROUTE_TEMP;
+		set_text(r->why, sizeof r->why, "DNS lookup of %s MX failed: %s", domain, a->why);
+	}
+	for (i = 0; a->status == DNS_OK && i < a->nrr && r->nhost < MX_MAX; i++) {
+		if (a->rr[i].type != T_MX || strcasecmp(a->rr[i].name, r->canon) != 0)
+			continue;
+		if (a->rr[i].target[0] == '\0') {   /* 2. RFC 7505: "MX 0 ." */
+			r->status = ROUTE_NULLMX;
+			set_text(r->why, sizeof r->why, "domain %s accepts no mail (null MX, RFC 7505)", domain);
+			break;
+		}
+		r->host[r->nhost].pref = a->rr[i].pref;
+		set_text(r->host[r->nhost++].name, NAME_MAX_DNS + 1, "%s", a->rr[i].target);
+	}
+	free(a);
+	if (r->status != ROUTE_OK)
+		return;
+	if (r->nhost == 0) {                    /* 3. no MX: the implicit MX */
+		r->implicit = 1;
+		r->nhost = 1;
+		set_text(r->host[0].name, NAME_MAX_DNS + 1, "%s", r->canon);
+	}
+	mx_sort(r->host, r->nhost);
+	for (i = 0; i < r->nhost; i++) {        /* 4. each host's addresses */
+		if (resolve_host(&r->host[i], port) == DNS_TEMP)
+			temp = 1;
+		any |= r->host[i].naddr > 0;
+	}
+	if (!any) {
+		r->status = temp ? ROUTE_TEMP : ROUTE_NOADDR;
+		set_text(r->why, sizeof r->why, "no address for any mail exchanger of %s: %s",
+			 domain, r->host[r->nhost - 1].why);
+	}
+}
+
+/* -M: the route as a textbook draws it. */
+static int print_route(const char *domain)
+{
+	struct route *r = malloc(sizeof *r);
+	int i, j;
+
+	if (!r)
+		return EX_OSERR;
+	route_domain(domain, r, opt.mx_port);
+	printf("route to %s\n", domain);
+	for (i = 0; i < r->nchain; i++)
+		printf("  %s is an alias (CNAME) for %s\n", i ? r->chain[i - 1] : domain, r->chain[i]);
+	switch (r->status) {
+	case ROUTE_NXDOMAIN: printf("  %s\n  -> permanent failure (5.1.2)\n", r->why); free(r); return EX_NOHOST;
+	case ROUTE_NULLMX:   printf("  %s\n  -> permanent failure (5.1.10)\n", r->why); free(r); return EX_UNAVAILABLE;
+	case ROUTE_TEMP:     printf("  %s\n  -> temporary failure: try later\n", r->why); free(r); return EX_TEMPFAIL;
+	default: break;
+	}
+	if (domain[0] == '[')
+		printf("  address literal: no DNS lookup\n");
+	else if (r->implicit)
+		printf("  %s has no MX records: the domain itself is the mail exchanger (implicit MX, RFC 5321 5.1)\n", r->canon);
+	else
+		printf("  MX records of %s, best first:\n", r->canon);
+	for (i = 0; i < r->nhost; i++) {
+		struct host *h = &r->host[i];
+		printf("    %u %s:", h->pref, h->name);
+		if (h->naddr == 0)
+			printf(" no address (%s)", h->why);
+		for (j = 0; j < h->naddr; j++) {
+			char label[400], *ip;
+			server_label("", &h->addr[j], label, sizeof label);
+			ip = label + 1;                 /* "[ip]:port" -> "ip" */
+			*strrchr(ip, ']') = '\0';
+			printf("%s %s", j ? "," : "", ip);
+		}
+		printf("\n");
+	}
+	i = (r->status == ROUTE_NOADDR) ? EX_UNAVAILABLE : EX_OK;
+	if (r->status == ROUTE_NOADDR)
+		printf("  -> permanent failure (5.4.4): %s\n", r->why);
+	free(r);
+	return i;
+}
+
+/* ==== The SMTP client (RFC 5321) ================================================ */
+
+enum rstatus { PENDING, DELIVERED, DEFERRED, FAILED };
+
+struct recipient {
+	char addr[ADDR_SIZE];           /* as given, without brackets */
+	const char *domain;             /* points into addr, after the last '@' */
+	enum rstatus status;
+	int nohost;                     /* failed: the domain does not exist */
+	int from_smtp;                  /* reply is a server's SMTP reply */
+	char relay[LABEL_SIZE];         /* "name[ip]:port", or "none" */
+	char mta[NAME_MAX_DNS + 1];     /* the server's name, for the DSN */
+	char reply[1024];               /* its reply, or our reason */
+	char dsn[16];                   /* enhanced status code, e.g. 5.1.1 */
+};
+
+struct job {                            /* one message to its recipients */
+	const char *sender;             /* "" is the null sender <> */
+	struct buffer wire;             /* CRLF, dot-stuffed, without the final "." */
+	size_t size;                    /* RFC 1870 size: CRLF, no stuffing dots */
+	int eightbit;
+	struct recipient *rcpt;
+	int nrcpt;
+};
+
+struct conn {
+	int fd;
+	char label[LABEL_SIZE];         /* "name[ip]:port" */
+	char in[8192];
+	size_t start, end;
+	char error[LABEL_SIZE + 200];   /* why the last step failed */
+};
+
+/* Connect with a time limit: a non-blocking connect() and poll(). */
+static int connect_timeout(int fd, const struct sockaddr *sa, socklen_t len, int seconds)
+{
+	struct pollfd pfd = { fd, POLLOUT, 0 };
+	int flags = fcntl(fd, F_GETFL), err = 0, r;
+	socklen_t elen = sizeof err;
+
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+		return -1;
+	r = connect(fd, sa, len);
+	if (r < 0 && errno != EINPROGRESS)
+		return -1;
+	if (r < 0) {
+		r = poll(&pfd, 1, seconds * 1000);
+		if (r == 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if (r < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+			return -1;
+		if (err) {
+			errno = err;
+			return -1;
+		}
+	}
+	return fcntl(fd, F_SETFL, flags);
+}
+
+static int conn_open(struct conn *c, const struct sockaddr_storage *ss)
+{
+	c->start = c->end = 0;
+	c->fd = socket(ss->ss_family, SOCK_STREAM, 0);
+	if (c->fd < 0 || connect_timeout(c->fd, (const struct sockaddr *)ss, sockaddr_len(ss),
+					 capped(TIMEOUT_CONNECT)) < 0) {
+		set_text(c->error, sizeof c->error, "connect: %s", strerror(errno));
+		if (c->fd >= 0)
+			close(c->fd);
+		c->fd = -1;
+		return -1;
+	}
+	VERBOSE("connected to %s", c->label);
+	return 0;
+}
+
+static void conn_close(struct conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+}
+
+/* Send bytes, each write waiting at most `seconds` for room. */
+static int conn_send(struct conn *c, const char *p, size_t n, int seconds)
+{
+	while (n > 0) {
+		struct pollfd pfd = { c->fd, POLLOUT, 0 };
+		ssize_t w;
+		int r = poll(&pfd, 1, seconds * 1000);
+		if (r <= 0) {
+			set_text(c->error, sizeof c->error, "timeout while sending");
+			return -1;
+		}
+		w = write(c->fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			set_text(c->error, sizeof c->error, "%s", strerror(errno));
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* -v: show CRLF lines we send as "C:" lines. */
+static void show_sent(const char *text, size_t n)
+{
+	const char *p = text, *end = text + n;
+
+	while (opt.verbose && p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		note("C: %.*s", (int)(len && p[len - 1] == '\r' ? len - 1 : len), p);
+		p = nl ? nl + 1 : end;
+	}
+}
+
+/* Send commands (one or more CRLF lines). */
+static int send_commands(struct conn *c, const char *text, size_t n)
+{
+	show_sent(text, n);
+	return conn_send(c, text, n, capped(TIMEOUT_MAIL));
+}
+
+/* One reply line, ending in CRLF (or LF), before the deadline. */
+static int conn_line(struct conn *c, char *line, size_t size, time_t deadline)
+{
+	for (;;) {
+		char *nl = memchr(c->in + c->start, '\n', c->end - c->start);
+		if (nl) {
+			size_t n = (size_t)(nl - (c->in + c->start));
+			if (n > 0 && nl[-1] == '\r')
+				n--;
+			if (n >= size) {
+				set_text(c->error, sizeof c->error, "reply line too long");
+				return -1;
+			}
+			memcpy(line, c->in + c->start, n);
+			line[n] = '\0';
+			c->start += (size_t)(nl - (c->in + c->start)) + 1;
+			return (int)n;
+		}
+		if (c->end - c->start >= REPLY_LINE_MAX) {
+			set_text(c->error, sizeof c->error, "reply line too long");
+			return -1;
+		}
+		if (c->start > 0) {             /* move the partial line to the front */
+			memmove(c->in, c->in + c->start, c->end - c->start);
+			c->end -= c->start;
+			c->start = 0;
+		}
+		struct pollfd pfd = { c->fd, POLLIN, 0 };
+		long left = (long)(deadline - time(NULL));
+		ssize_t r;
+		if (left <= 0 || poll(&pfd, 1, (int)left * 1000) <= 0) {
+			set_text(c->error, sizeof c->error, "timeout waiting for a reply");
+			return -1;
+		}
+		r = read(c->fd, c->in + c->end, sizeof c->in - c->end);
+		if (r <= 0) {
+			set_text(c->error, sizeof c->error, "connection closed%s%s",
+				 r < 0 ? ": " : "", r < 0 ? strerror(errno) : "");
+			return -1;
+		}
+		c->end += (size_t)r;
+	}
+}
+
+/*
+ * RFC 5321 4.2: read one reply, "NNN-text" lines then "NNN text".  All
+ * lines must carry the same code; at most REPLY_LINES_MAX lines; the whole
+ * reply must come within `seconds`, so a server that trickles cannot hold
+ * us forever.  text[] gets the lines joined by '\n'.  Returns the code,
+ * or -1 (c->error says why).
+ */
+static int read_reply(struct conn *c, int seconds, char *text, size_t size)
+{
+	char line[REPLY_LINE_MAX];
+	time_t deadline = time(NULL) + seconds;
+	size_t used = 0;
+	int code = -1, lines;
+
+	text[0] = '\0';
+	for (lines = 0; lines < REPLY_LINES_MAX; lines++) {
+		int n = conn_line(c, line, sizeof line, deadline), this;
+		if (n < 0)
+			return -1;
+		VERBOSE("S: %s", line);
+		if (n < 3 || !isdigit((unsigned char)line[0]) || line[0] < '2' || line[0] > '5' ||
+		    !isdigit((unsigned char)line[1]) || !isdigit((unsigned char)line[2]) ||
+		    (n > 3 && line[3] != ' ' && line[3] != '-')) {
+			set_text(c->error, sizeof c->error, "not an SMTP reply: \"%.60s\"", line);
+			return -1;
+		}
+		this = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+		if (code >= 0 && this != code) {
+			set_text(c->error, sizeof c->error, "reply codes differ within one reply");
+			return -1;
+		}
+		code = this;
+		if (used < size)
+			used += (size_t)snprintf(text + used, size - used, "%s%s", used ? "\n" : "", line);
+		if (n == 3 || line[3] == ' ')
+			return code;
+	}
+	set_text(c->error, sizeof c->error, "reply longer than %d lines", REPLY_LINES_MAX);
+	return -1;
+}
+
+/* The enhanced status code in a reply ("550 5.1.1 ..."), or a default. */
+static void status_code(const char *reply, int code, char *dsn, size_t size)
+{
+	const char *p = reply + 4;
+	size_t n = strspn(p, "0123456789.");
+
+	if (strlen(reply) > 4 && n >= 5 && n < size && p[0] == reply[0] && p[1] == '.')
+		set_text(dsn, size, "%.*s", (int)n, p);
+	else
+		set_text(dsn, size, "%d.0.0", code >= 500 ? 5 : 4);
+}
+
+/* Record a recipient's outcome. */
+static void set_result(struct recipient *r, enum rstatus st, const char *relay, const char *mta,
+		       const char *reply, int code)
+{
+	char *nl;
+
+	r->status = st;
+	r->from_smtp = code > 0;
+	set_text(r->relay, sizeof r->relay, "%s", relay);
+	set_text(r->mta, sizeof r->mta, "%s", mta);
+	set_text(r->reply, sizeof r->reply, "%s", reply);
+	for (nl = r->reply; (nl = strchr(nl, '\n')); )
+		*nl = ' ';                          /* a multi-line reply on one line */
+	if (code > 0)
+		status_code(reply, code, r->dsn, sizeof r->dsn);
+}
+
+/* Settle every recipient still pending from one reply code: 2xx
+ * delivered, 4xx (or no reply: code -1) deferred, 5xx failed. */
+static void settle(struct recipient **rv, const int *accepted, int n, int code, const char *reply,
+		   const char *relay, const char *mta)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		if (rv[i]->status != PENDING || (accepted && !accepted[i]))
+			continue;
+		set_result(rv[i], code / 100 == 2 ? DELIVERED : code / 100 == 5 ? FAILED : DEFERRED,
+			   relay, mta, reply, code);
+		if (code < 0)
+			snprintf(rv[i]->dsn, sizeof rv[i]->dsn, "4.4.2");
+	}
+}
+
+/* RFC 5321 4.1.1.10 QUIT, politely, without caring much for the answer. */
+static void quit(struct conn *c)
+{
+	char reply[1024];
+
+	if (c->fd >= 0 && send_commands(c, "QUIT\r\n", 6) == 0)
+		read_reply(c, capped(10), reply, sizeof reply);
+	conn_close(c);
+}
+
+/*
+ * One SMTP session with one server address, for recipients of one domain.
+ * Returns -1 when the server could not be used (no connection, no 220,
+ * EHLO and HELO refused): the caller tries the next address, and *why
+ * says what happened.  Returns 0 when the transaction was tried: every
+ * recipient then has its result.
+ */
+static int smtp_deliver(struct job *j, const char *mta, const struct sockaddr_storage *ss,
+			struct recipient **rv, int n, char *why, size_t wsize)
+{
+	struct conn c;
+	struct buffer cmd = { NULL, 0, 0 };
+	char reply[8192];
+	int code, i, pipelining = 0, size = 0, eightbit = 0, mail_ok, naccepted = 0;
+	int *accepted = calloc((size_t)n, sizeof *accepted);
+
+	if (!accepted)
+		return -1;
+	server_label(mta, ss, c.label, sizeof c.label);
+	/* RFC 5321 3.1: connect, then wait for the 220 greeting. */
+	if (conn_open(&c, ss) < 0) {
+		set_text(why, wsize, "%s: %s", c.label, c.error);
+		free(accepted);
+		return -1;
+	}
+	code = read_reply(&c, capped(TIMEOUT_GREETING), reply, sizeof reply);
+	if (code != 220) {
+		set_text(why, wsize, "%s: %s", c.label, code < 0 ? c.error : reply);
+		code < 0 ? conn_close(&c) : quit(&c);
+		free(accepted);
+		return -1;
+	}
+	/* RFC 5321 4.1.1.1: EHLO; a server that does not know it gets HELO. */
+	buffer_printf(&cmd, "EHLO %s\r\n", opt.helo);
+	code = send_commands(&c, cmd.data, cmd.len) < 0 ? -1 : read_reply(&c, capped(TIMEOUT_MAIL), reply, sizeof reply);
+	if (code == 250) {
+		char *line = reply;                 /* the extensions, one per line */
+		while ((line = strchr(line, '\n'))) {
+			line += 5;
+			pipelining |= strncasecmp(line, "PIPELINING", 10) == 0;
+			size |= strncasecmp(line, "SIZE", 4) == 0;
+			eightbit |= strncasecmp(line, "8BITMIME", 8) == 0;
+		}
+	} else if (code >= 500) {
+		cmd.len = 0;
+		buffer_printf(&cmd, "HELO %s\r\n", opt.helo);
+		code = send_commands(&c, cmd.data, cmd.len) < 0 ? -1 : read_reply(&c, capped(TIMEOUT_MAIL), reply, sizeof reply);
+	}
+	if (code != 250) {
+		set_text(why, wsize, "%s: %s", c.label, code < 0 ? c.error : reply);
+		code < 0 ? conn_close(&c) : quit(&c);
+		free(cmd.data);
+		free(accepted);
+		return -1;
+	}
+
+	/* RFC 5321 4.1.1.2 MAIL, 4.1.1.3 RCPT, 4.1.1.4 DATA.  With PIPELINING
+	 * they go out in one write and the replies are read in order
+	 * (RFC 2920 3.1); without it, one command, one reply. */
+	cmd.len = 0;
+	buffer_printf(&cmd, "MAIL FROM:<%s>", j->sender);
+	if (size)
+		buffer_printf(&cmd, " SIZE=%lu", (unsigned long)j->size);
+	if (eightbit && j->eightbit)
+		buffer_printf(&cmd, " BODY=8BITMIME");
+	buffer_printf(&cmd, "\r\n");
+	for (i = 0; pipelining && i < n; i++)
+		buffer_printf(&cmd, "RCPT TO:<%s>\r\n", rv[i]->addr);
+	if (pipelining)
+		buffer_printf(&cmd, "DATA\r\n");
+	code = send_commands(&c, cmd.data, cmd.len) < 0 ? -1 : read_reply(&c, capped(TIMEOUT_MAIL), reply, sizeof reply);
+	mail_ok = (code / 100 == 2);
+	for (i = 0; i < n && code >= 0 && (mail_ok || pipelining); i++) {
+		if (!pipelining) {
+			cmd.len = 0;
+			buffer_printf(&cmd, "RCPT TO:<%s>\r\n", rv[i]->addr);
+			if (send_commands(&c, cmd.data, cmd.len) < 0) {
+				code = -1;
+				break;
+			}
+		}
+		char rreply[2048];
+		int rcode = read_reply(&c, capped(TIMEOUT_RCPT), rreply, sizeof rreply);
+		if (rcode < 0) {
+			code = -1;
+			break;
+		}
+		if (!mail_ok)
+			continue;                       /* pipelined RCPTs after a refused MAIL */
+		if (rcode / 100 == 2) {
+			accepted[i] = 1;
+			naccepted++;
+		} else {
+			set_result(rv[i], rcode / 100 == 4 ? DEFERRED : FAILED, c.label, mta, rreply, rcode);
+		}
+	}
+	if (code >= 0 && !mail_ok) {                    /* the sender was refused */
+		settle(rv, NULL, n, code, reply, c.label, mta);
+		if (pipelining)
+			read_reply(&c, capped(TIMEOUT_DATA), reply, sizeof reply);
+		goto done;
+	}
+	if (code >= 0 && !pipelining && naccepted > 0)
+		code = send_commands(&c, "DATA\r\n", 6);
+	if (code >= 0 && (pipelining || naccepted > 0)) {
+		code = read_reply(&c, capped(TIMEOUT_DATA), reply, sizeof reply);
+		if (code == 354 && naccepted == 0) {    /* RFC 2920 3.1: end it empty */
+			if (send_commands(&c, ".\r\n", 3) == 0)
+				read_reply(&c, capped(TIMEOUT_DOT), reply, sizeof reply);
+			goto done;
+		}
+		if (code == 354) {              /* the message, then "." (RFC 5321 4.5.2) */
+			show_sent(j->wire.data, j->wire.len);
+			show_sent(".\r\n", 3);
+			if (conn_send(&c, j->wire.data, j->wire.len, capped(TIMEOUT_BLOCK)) < 0 ||
+			    conn_send(&c, ".\r\n", 3, capped(TIMEOUT_BLOCK)) < 0)
+				code = -1;
+			else
+				code = read_reply(&c, capped(TIMEOUT_DOT), reply, sizeof reply);
+		}
+		if (naccepted > 0)
+			settle(rv, accepted, n, code, code < 0 ? c.error : reply, c.label, mta);
+	}
+done:
+	if (code < 0)                           /* lost the server mid-way */
+		settle(rv, NULL, n, -1, c.error, c.label, mta);
+	code < 0 ? conn_close(&c) : quit(&c);
+	free(cmd.data);
+	free(accepted);
+	return 0;
+}
+
+/* ==== The message ================================================================ */
+
+/* Line ends become LF: CRLF and a lone CR alike, so no bare CR can reach
+ * the wire; a last line without a newline gains one. */
+static void normalize_newlines(struct buffer *m)
+{
+	size_t i, o = 0;
+
+	for (i = 0; i < m->len; i++) {
+		char c = m->data[i];
+		if (c == '\r') {
+			if (i + 1 < m->len && m->data[i + 1] == '\n')
+				continue;
+			c = '\n';
+		}
+		m->data[o++] = c;
+	}
+	m->len = o;
+	if (o > 0 && m->data[o - 1] != '\n')
+		buffer_add(m, "\n", 1);
+	else if (m->data)
+		m->data[o] = '\0';
+}
+
+/* RFC 5321 4.5.2 and 2.3.8: CRLF line ends, and a dot in front of every
+ * line that starts with a dot.  The final "." is sent separately. */
+static void make_wire(const char *m, size_t len, struct job *j)
+{
+	const char *p = m, *end = m + len;
+
+	j->wire.len = 0;
+	j->size = 0;
+	j->eightbit = 0;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p), i;
+		if (*p == '.')
+			buffer_add(&j->wire, ".", 1);
+		buffer_add(&j->wire, p, n);
+		buffer_add(&j->wire, "\r\n", 2);
+		j->size += n + 2;
+		for (i = 0; i < n; i++)
+			j->eightbit |= (unsigned char)p[i] > 127;
+		p += n + 1;
+	}
+}
+
+/* RFC 5322 2.2: "Name: value".  Returns the length of the name, or 0. */
+static size_t field_name(const char *line, size_t n)
+{
+	size_t i;
+	for (i = 0; i < n && line[i] != ':'; i++)
+		if (line[i] <= ' ' || line[i] >= 127)
+			return 0;
+	return i < n && i > 0 ? i : 0;
+}
+
+/* The header: the lines from the top that are fields (or their folded
+ * continuations).  *body gets where the body starts (after the empty
+ * line, if there is one); returns the header's length. */
+static size_t header_length(const char *m, size_t len, size_t *body)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		const char *nl = memchr(m + off, '\n', len - off);
+		size_t n = nl ? (size_t)(nl - (m + off)) : len - off;
+		if (n == 0) {                   /* the empty line */
+			*body = off + 1;
+			return off;
+		}
+		if (!((off > 0 && (m[off] == ' ' || m[off] == '\t')) || field_name(m + off, n)))
+			break;                  /* not a header line: no separator */
+		off += n + 1;
+	}
+	*body = off;
+	return off;
+}
+
+static int has_field(const char *h, size_t hlen, const char *name)
+{
+	size_t n = strlen(name), off = 0;
+
+	while (off < hlen) {
+		const char *nl = memchr(h + off, '\n', hlen - off);
+		if (hlen - off > n && strncasecmp(h + off, name, n) == 0 && h[off + n] == ':')
+			return 1;
+		if (!nl)
+			break;
+		off = (size_t)(nl - h) + 1;
+	}
+	return 0;
+}
+
+static struct recipient *add_recipient(struct job *j, const char *text)
+{
+	struct recipient *r;
+	char addr[ADDR_SIZE];
+	size_t n;
+	const char *at;
+
+	while (isspace((unsigned char)*text))
+		text++;
+	snprintf(addr, sizeof addr, "%s", text[0] == '<' ? text + 1 : text);
+	n = strlen(addr);
+	while (n > 0 && (isspace((unsigned char)addr[n - 1]) || addr[n - 1] == '>'))
+		addr[--n] = '\0';
+	at = strrchr(addr, '@');
+	if (!at || at == addr || !at[1] || strlen(text) >= ADDR_SIZE - 2) {
+		note("bad recipient address: %s", text);
+		return NULL;
+	}
+	for (r = j->rcpt; r < j->rcpt + j->nrcpt; r++)
+		if (strcmp(r->addr, addr) == 0)
+			return r;               /* named twice: sent once */
+	if (j->nrcpt >= RCPT_MAX) {
+		note("too many recipients, %s left out", text);
+		return NULL;
+	}
+	r = &j->rcpt[j->nrcpt++];
+	memset(r, 0, sizeof *r);
+	memcpy(r->addr, addr, n + 1);
+	r->domain = r->addr + (at - addr) + 1;
+	return r;
+}
+
+/*
+ * The addresses of one To:/Cc:/Bcc: value (RFC 5322 3.4): a comma list of
+ * "addr", "Name <addr>", "\"Last, First\" <addr>", comments "(...)", and
+ * groups "name: a, b;".  Commas inside quotes, <> or () do not split.
+ */
+static int parse_address_list(struct job *j, const char *v)
+{
+	char item[1024];
+	size_t n = 0;
+	int quoted = 0, comment = 0, angle = 0, bad = 0;
+
+	for (;; v++) {
+		char c = *v;
+		if (c == '\0' || (!quoted && !comment && !angle && (c == ',' || c == ';'))) {
+			char *lt, *p;
+			item[n] = '\0';
+			lt = strchr(item, '<');
+			p = lt ? lt + 1 : item;
+			if (lt)
+				p[strcspn(p, ">")] = '\0';
+			while (isspace((unsigned char)*p))
+				p++;
+			if (*p && !add_recipient(j, p))
+				bad = 1;
+			n = 0;
+			if (c == '\0')
+				return bad ? -1 : 0;
+			continue;
+		}
+		if (comment) {
+			comment += (c == '(') - (c == ')');
+			continue;
+		}
+		if (c == '"' && (n == 0 || item[n - 1] != '\\'))
+			quoted = !quoted;
+		else if (!quoted && c == '(') {
+			comment = 1;
+			continue;
+		} else if (!quoted && c == '<')
+			angle = 1;
+		else if (!quoted && c == '>')
+			angle = 0;
+		else if (!quoted && !angle && c == ':') {
+			n = 0;                  /* "group-name:" is not an address */
+			continue;
+		}
+		if (n < sizeof item - 1)
+			item[n++] = c;
+	}
+}
+
+/*
+ * -t: every To:, Cc: and Bcc: field gives recipients; Bcc: fields are
+ * then cut out of the header, so no recipient sees them.  (SMTP has no
+ * "Cc" or "Bcc": all recipients are envelope recipients, RCPT TO.)
+ * Returns the new header length.
+ */
+static size_t take_header_recipients(struct job *j, char *h, size_t hlen, int *bad)
+{
+	size_t off = 0, out = 0;
+
+	while (off < hlen) {
+		size_t start = off, name, vstart;
+		int bcc;
+		struct buffer value = { NULL, 0, 0 };
+		/* one field with its continuation lines */
+		do {
+			const char *nl = memchr(h + off, '\n', hlen - off);
+			off = nl ? (size_t)(nl - h) + 1 : hlen;
+		} while (off < hlen && (h[off] == ' ' || h[off] == '\t'));
+		name = field_name(h + start, off - start);
+		bcc = name == 3 && strncasecmp(h + start, "Bcc", 3) == 0;
+		if (bcc || (name == 2 && strncasecmp(h + start, "To", 2) == 0) ||
+		    (name == 2 && strncasecmp(h + start, "Cc", 2) == 0)) {
+			for (vstart = start + name + 1; vstart < off; vstart++)   /* unfold */
+				buffer_add(&value, h[vstart] == '\n' ? " " : h + vstart, 1);
+			if (value.data && parse_address_list(j, value.data) < 0)
+				*bad = 1;
+			free(value.data);
+		}
+		if (!bcc) {
+			memmove(h + out, h + start, off - start);
+			out += off - start;
+		}
+	}
+	return out;
+}
+
+static void rfc5322_date(time_t t, char *out, size_t size)
+{
+	struct tm tm;
+	localtime_r(&t, &tm);
+	strftime(out, size, "%a, %d %b %Y %H:%M:%S %z", &tm);
+}
+
+/*
+ * The message from stdin, ready to send: line ends made LF, recipients
+ * taken from the header with -t, and the fields a submission agent adds
+ * when they are missing (RFC 6409 8.1-8.3): From:, Date:, Message-ID:.
+ * A message that already has them (and no -t) is sent unchanged.
+ */
+static int prepare_message(struct buffer *m, struct job *j)
+{
+	struct buffer out = { NULL, 0, 0 };
+	char date[64], host[256];
+	size_t body, hlen;
+	int bad = 0, changed;
+
+	if (m->len == 0 || memchr(m->data, '\0', m->len)) {
+		note(m->len == 0 ? "empty input: no message" : "the input has NUL bytes: not a message");
+		return EX_DATAERR;
+	}
+	normalize_newlines(m);
+	hlen = header_length(m->data, m->len, &body);
+	changed = hlen == body && body < m->len;        /* no empty line after the header */
+	if (opt.from_headers) {
+		size_t newlen = take_header_recipients(j, m->data, hlen, &bad);
+		changed |= newlen != hlen;
+		buffer_add(&out, m->data, newlen);
+	} else {
+		buffer_add(&out, m->data, hlen);
+	}
+	if (bad)
+		return EX_USAGE;
+	rfc5322_date(time(NULL), date, sizeof date);
+	snprintf(host, sizeof host, "%s", opt.helo);
+	if (!has_field(out.data ? out.data : "", out.len, "From")) {
+		buffer_printf(&out, "From: <%s>\n", j->sender[0] ? j->sender : "MAILER-DAEMON");
+		changed = 1;
+	}
+	if (!has_field(out.data ? out.data : "", out.len, "Date")) {
+		buffer_printf(&out, "Date: %s\n", date);
+		changed = 1;
+	}
+	if (!has_field(out.data ? out.data : "", out.len, "Message-ID")) {
+		buffer_printf(&out, "Message-ID: <%lld.%ld.%lx@%s>\n", (long long)time(NULL),
+			      (long)getpid(), random_number() & 0xFFFFFF, host);
+		changed = 1;
+	}
+	if (changed) {
+		buffer_add(&out, "\n", 1);
+		buffer_add(&out, m->data + body, m->len - body);
+		free(m->data);
+		*m = out;
+	} else {
+		free(out.data);
+	}
+	return EX_OK;
+}
+
+/* ==== Delivery: by domain, host by host ========================================== */
+
+static const char *status_word(enum rstatus st)
+{
+	return st == DELIVERED ? "delivered" : st == DEFERRED ? "deferred" : st == FAILED ? "failed" : "pending";
+}
+
+/* The result line for one recipient: what happened, where, and why. */
+static void report(const struct recipient *r)
+{
+	note("<%s> %s relay=%s reply=\"%s\"", r->addr, status_word(r->status),
+	     r->relay[0] ? r->relay : "none", r->reply);
+}
+
+/* Give every recipient still pending the same outcome, without a server. */
+static void settle_local(struct recipient **rv, int n, enum rstatus st, const char *dsn, const char *why)
+{
+	int i;
+	for (i = 0; i < n; i++)
+		if (rv[i]->status == PENDING) {
+			set_result(rv[i], st, "none", "", why, 0);
+			snprintf(rv[i]->dsn, sizeof rv[i]->dsn, "%s", dsn);
+		}
+}
+
+/* All recipients of one domain: route, then each address of each host in
+ * turn until one server takes the transaction (RFC 5321 5.1). */
+static void deliver_domain(struct job *j, const char *domain, struct recipient **rv, int n)
+{
+	struct route *r = malloc(sizeof *r);
+	char why[600] = "no server address to try";
+	int h, a, tries = 0, done = 0, i;
+
+	if (!r) {
+		settle_local(rv, n, DEFERRED, "4.3.0", "out of memory");
+		return;
+	}
+	memset(r, 0, sizeof *r);
+	if (opt.have_smarthost)
+		route_smarthost(r);
+	else
+		route_domain(domain, r, opt.mx_port);
+	switch (r->status) {
+	case ROUTE_NXDOMAIN:
+		settle_local(rv, n, FAILED, "5.1.2", r->why);
+		for (i = 0; i < n; i++)
+			rv[i]->nohost = 1;
+		break;
+	case ROUTE_NULLMX:
+		settle_local(rv, n, FAILED, "5.1.10", r->why);
+		break;
+	case ROUTE_NOADDR:
+		settle_local(rv, n, FAILED, "5.4.4", r->why);
+		break;
+	case ROUTE_TEMP:
+		settle_local(rv, n, DEFERRED, "4.4.3", r->why);
+		break;
+	case ROUTE_OK:
+		for (h = 0; h < r->nhost && !done; h++)
+			for (a = 0; a < r->host[h].naddr && !done && tries < TRIES_MAX; a++, tries++)
+				done = smtp_deliver(j, r->host[h].name, &r->host[h].addr[a], rv, n,
+						    why, sizeof why) == 0;
+		if (!done)
+			settle_local(rv, n, DEFERRED, "4.4.1", why);
+		break;
+	}
+	free(r);
+}
+
+/* Recipients grouped by domain: one connection, one transaction each. */
+static void deliver_all(struct job *j)
+{
+	struct recipient **rv = malloc((size_t)j->nrcpt * sizeof *rv + 1);
+	int i, k, n;
+
+	if (!rv) {
+		note("out of memory");
+		exit(EX_OSERR);
+	}
+	for (i = 0; i < j->nrcpt; i++) {
+		if (j->rcpt[i].status != PENDING)
+			continue;
+		for (n = 0, k = i; k < j->nrcpt; k++)
+			if (j->rcpt[k].status == PENDING && strcasecmp(j->rcpt[k].domain, j->rcpt[i].domain) == 0)
+				rv[n++] = &j->rcpt[k];
+		VERBOSE("delivering to %d recipient(s) at %s", n, j->rcpt[i].domain);
+		deliver_domain(j, j->rcpt[i].domain, rv, n);
+		for (k = 0; k < n; k++)
+			report(rv[k]);
+	}
+	free(rv);
+}
+
+/* sysexits from the results: 68 before 69 before 75 before 0. */
+static int exit_status(const struct job *j)
+{
+	int i, nohost = 0, failed = 0, deferred = 0;
+
+	for (i = 0; i < j->nrcpt; i++) {
+		nohost |= j->rcpt[i].status == FAILED && j->rcpt[i].nohost;
+		failed |= j->rcpt[i].status == FAILED;
+		deferred |= j->rcpt[i].status != DELIVERED && j->rcpt[i].status != FAILED;
+	}
+	return nohost ? EX_NOHOST : failed ? EX_UNAVAILABLE : deferred ? EX_TEMPFAIL : EX_OK;
+}
+
+/* ==== The queue (format in NOTES.md) ================================================ */
+
+struct entry {
+	char id[128];
+	char sender[ADDR_SIZE];
+	long long arrival, next;
+	int attempts;
+	const char *message;            /* points into the file's text */
+	size_t mlen;
+};
+
+static unsigned long ids_made;
+
+/* The same unique names smtpd makes: <secs>.M<usecs>P<pid>Q<n>. */
+static void new_id(char *id, size_t size)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(id, size, "%lld.M%06ldP%ldQ%lu", (long long)ts.tv_sec, ts.tv_nsec / 1000,
+		 (long)getpid(), ++ids_made);
+}
+
+static int write_all_fd(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int sync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY), r;
+	if (fd < 0)
+		return -1;
+	r = fsync(fd);
+	close(fd);
+	return r;
+}
+
+/* Write QUEUE/tmp/<id>, fsync, rename over QUEUE/entries/<id>, fsync the
+ * directory: the entry is there whole, or not at all. */
+static int write_entry(const char *id, const char *sender, long long arrival, int attempts,
+		       long long next, struct recipient **rv, int n, const char *msg, size_t mlen)
+{
+	struct buffer b = { NULL, 0, 0 };
+	char tmp[PATH_MAX], dst[PATH_MAX], dir[PATH_MAX];
+	int fd, i, r = -1;
+
+	snprintf(tmp, sizeof tmp, "%s/tmp/%s", opt.queue_dir, id);
+	snprintf(dst, sizeof dst, "%s/entries/%s", opt.queue_dir, id);
+	snprintf(dir, sizeof dir, "%s/entries", opt.queue_dir);
+	buffer_printf(&b, "version 1\nid %s\nsender <%s>\narrival %lld\nattempts %d\nnext %lld\n",
+		      id, sender, arrival, attempts, next);
+	for (i = 0; i < n; i++)
+		buffer_printf(&b, "rcpt <%s>\n", rv[i]->addr);
+	buffer_add(&b, "\n", 1);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600)) >= 0) {
+		if (write_all_fd(fd, b.data, b.len) == 0 && write_all_fd(fd, msg, mlen) == 0 && fsync(fd) == 0)
+			r = 0;
+		if (close(fd) < 0)
+			r = -1;
+		if (r == 0 && (r = rename(tmp, dst)) == 0)
+			r = sync_dir(dir);
+		if (r < 0)
+			unlink(tmp);
+	}
+	if (r < 0)
+		note("queue: cannot write %s: %s", dst, strerror(errno));
+	free(b.data);
+	return r;
+}
+
+/* Parse an entry's envelope; the message follows the empty line. */
+static int parse_entry(char *text, size_t len, struct entry *e, struct job *j)
+{
+	char *p = text, *end = text + len;
+	int version = 0;
+
+	memset(e, 0, sizeof *e);
+	while (p < end) {
+		char *nl = memchr(p, '\n', (size_t)(end - p)), *v;
+		if (!nl)
+			return -1;
+		*nl = '\0';
+		if (p == nl) {                          /* the empty line */
+			e->message = nl + 1;
+			e->mlen = (size_t)(end - (nl + 1));
+			return version == 1 && e->id[0] && j->nrcpt > 0 ? 0 : -1;
+		}
+		v = strchr(p, ' ');
+		v = v ? v + 1 : nl;
+		if (strncmp(p, "version ", 8) == 0)
+			version = atoi(v);
+		else if (strncmp(p, "id ", 3) == 0)
+			snprintf(e->id, sizeof e->id, "%s", v);
+		else if (strncmp(p, "sender <", 8) == 0)
+			snprintf(e->sender, sizeof e->sender, "%.*s", (int)strcspn(v + 1, ">"), v + 1);
+		else if (strncmp(p, "arrival ", 8) == 0)
+			e->arrival = atoll(v);
+		else if (strncmp(p, "attempts ", 9) == 0)
+			e->attempts = atoi(v);
+		else if (strncmp(p, "next ", 5) == 0)
+			e->next = atoll(v);
+		else if (strncmp(p, "rcpt ", 5) == 0 && !add_recipient(j, v))
+			return -1;
+		p = nl + 1;                             /* other keys: ignored */
+	}
+	return -1;
+}
+
+/*
+ * RFC 3464 delivery status notification, RFC 6522 multipart/report: a
+ * human part, the machine-readable status per recipient, and the original
+ * header.  From <> to the original sender, queued like any message.
+ */
+static int write_bounce(const struct entry *e, struct recipient **rv, int n, char *id, size_t idsize)
+{
+	struct buffer m = { NULL, 0, 0 };
+	struct recipient to;
+	struct recipient *top = &to;
+	char date[64], arrived[64], boundary[512];
+	size_t body, hlen = header_length(e->message, e->mlen, &body);
+	int i, r;
+
+	new_id(id, idsize);
+	snprintf(boundary, sizeof boundary, "%s/%s", id, opt.helo);
+	rfc5322_date(time(NULL), date, sizeof date);
+	rfc5322_date((time_t)e->arrival, arrived, sizeof arrived);
+	buffer_printf(&m, "From: Mail Delivery System <MAILER-DAEMON@%s>\nTo: <%s>\n", opt.helo, e->sender);
+	buffer_printf(&m, "Subject: Undelivered Mail Returned to Sender\nDate: %s\n", date);
+	buffer_printf(&m, "Message-ID: <%s@%s>\nAuto-Submitted: auto-replied\nMIME-Version: 1.0\n", id, opt.helo);
+	buffer_printf(&m, "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"%s\"\n\n", boundary);
+	buffer_printf(&m, "This is a MIME-encapsulated message.\n\n--%s\n", boundary);
+	buffer_printf(&m, "Content-Description: Notification\nContent-Type: text/plain; charset=us-ascii\n\n");
+	buffer_printf(&m, "This is the mail system at host %s.\n\n"
+		      "Your message (queue id %s) could not be delivered to the\n"
+		      "recipients below. This is a permanent error; the message\n"
+		      "is returned to you with this notice.\n\n", opt.helo, e->id);
+	for (i = 0; i < n; i++)
+		buffer_printf(&m, "<%s>: %s%s%s\n", rv[i]->addr, rv[i]->reply,
+			      rv[i]->mta[0] ? " (host " : "", rv[i]->mta[0] ? rv[i]->relay : "");
+	buffer_printf(&m, "\n--%s\nContent-Description: Delivery report\n"
+		      "Content-Type: message/delivery-status\n\n", boundary);
+	buffer_printf(&m, "Reporting-MTA: dns; %s\nX-Queue-ID: %s\nArrival-Date: %s\n", opt.helo, e->id, arrived);
+	for (i = 0; i < n; i++) {               /* RFC 3464 2.3: per recipient */
+		buffer_printf(&m, "\nFinal-Recipient: rfc822; %s\nAction: failed\nStatus: %s\n",
+			      rv[i]->addr, rv[i]->dsn);
+		if (rv[i]->mta[0])
+			buffer_printf(&m, "Remote-MTA: dns; %s\n", rv[i]->mta);
+		if (rv[i]->from_smtp)
+			buffer_printf(&m, "Diagnostic-Code: smtp; %s\n", rv[i]->reply);
+	}
+	buffer_printf(&m, "\n--%s\nContent-Description: Undelivered Message Headers\n"
+		      "Content-Type: text/rfc822-headers\n\n", boundary);
+	buffer_add(&m, e->message, hlen);
+	buffer_printf(&m, "\n--%s--\n", boundary);
+	memset(&to, 0, sizeof to);
+	snprintf(to.addr, sizeof to.addr, "%s", e->sender);
+	r = write_entry(id, "", (long long)time(NULL), 0, (long long)time(NULL), &top, 1, m.data, m.len);
+	if (r == 0)
+		note("queue: %s: bounce %s queued for <%s>", e->id, id, e->sender);
+	free(m.data);
+	return r;
+}
+
+/* Retry schedule: 5 minutes, doubled each attempt, at most 4 hours. */
+static long long backoff(int attempts)
+{
+	long long delay = 300;
+	while (attempts-- > 0 && delay < 4 * 3600)
+		delay *= 2;
+	return delay < 4 * 3600 ? delay : 4 * 3600;
+}
+
+struct queue_stats { int delivered, deferred, bounced, skipped, broken; };
+
+/* Read a whole file from an open descriptor. */
+static char *read_fd(int fd, size_t *len)
+{
+	struct buffer b = { NULL, 0, 0 };
+	char chunk[65536];
+	ssize_t n;
+
+	while ((n = read(fd, chunk, sizeof chunk)) > 0)
+		buffer_add(&b, chunk, (size_t)n);
+	*len = b.len;
+	if (n < 0) {
+		free(b.data);
+		return NULL;
+	}
+	return b.data ? b.data : calloc(1, 1);
+}
+
+/*
+ * One queue entry: lock it (so a second runner skips it), deliver what is
+ * due, then bounce what failed for good or waited longer than -e, and
+ * keep the rest with a new schedule.  The bounce is durable before the
+ * entry shrinks, and the entry is removed only when nothing is left: no
+ * step loses a recipient.
+ */
+static void run_entry(const char *name, struct queue_stats *st, char ***extra, int *nextra)
+{
+	char path[PATH_MAX], *text, bounce_id[128];
+	struct flock lock;
+	struct stat a, b;
+	struct entry e;
+	struct job j;
+	struct recipient **keep, **bounce;
+	size_t len;
+	int fd, i, nkeep = 0, nbounce = 0;
+	long long now = (long long)time(NULL);
+
+	snprintf(path, sizeof path, "%s/entries/%s", opt.queue_dir, name);
+	if ((fd = open(path, O_RDWR)) < 0)
+		return;                                 /* gone: another runner did it */
+	memset(&lock, 0, sizeof lock);
+	lock.l_type = F_WRLCK;
+	lock.l_whence = SEEK_SET;
+	/* POSIX record lock on the whole file; it goes away with the process,
+	 * so a crashed runner leaves no stale lock behind. */
+	if (fcntl(fd, F_SETLK, &lock) < 0 || fstat(fd, &a) < 0 || stat(path, &b) < 0 ||
+	    a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
+		VERBOSE("queue: %s: locked by another runner or already replaced, skipped", name);
+		st->skipped++;
+		close(fd);
+		return;
+	}
+	memset(&j, 0, sizeof j);
+	j.rcpt = calloc(RCPT_MAX, sizeof *j.rcpt);
+	if (!j.rcpt || !(text = read_fd(fd, &len)) || parse_entry(text, len, &e, &j) < 0) {
+		note("queue: %s: unreadable or malformed entry, left alone", name);
+		st->broken++;
+		free(j.rcpt);
+		close(fd);
+		return;
+	}
+	if (!opt.flush && e.next > now) {
+		VERBOSE("queue: %s: not due for %lld s, skipped", name, e.next - now);
+		st->skipped++;
+		goto out;
+	}
+	note("queue: %s: from=<%s> rcpts=%d attempts=%d", e.id, e.sender, j.nrcpt, e.attempts);
+	j.sender = e.sender;
+	make_wire(e.message, e.mlen, &j);
+	deliver_all(&j);
+
+	keep = calloc((size_t)j.nrcpt, sizeof *keep);
+	bounce = calloc((size_t)j.nrcpt, sizeof *bounce);
+	for (i = 0; keep && bounce && i < j.nrcpt; i++) {
+		struct recipient *r = &j.rcpt[i];
+		if (r->status == DELIVERED) {
+			st->delivered++;
+		} else if (r->status == FAILED) {
+			bounce[nbounce++] = r;
+		} else if (now - e.arrival >= opt.max_age) {    /* given up: expired */
+			char why[sizeof r->reply];
+			set_text(why, sizeof why, "%s (gave up after %lld s in the queue)", r->reply, now - e.arrival);
+			set_text(r->reply, sizeof r->reply, "%s", why);
+			r->status = FAILED;
+			bounce[nbounce++] = r;
+		} else {
+			keep[nkeep++] = r;
+		}
+	}
+	if (!keep || !bounce) {
+		note("queue: %s: out of memory, entry kept as it was", e.id);
+	} else if (nbounce > 0 && !e.sender[0]) {
+		/* a bounce that cannot be delivered is not bounced again (RFC 5321 6.1) */
+		note("queue: %s: undeliverable bounce discarded (null sender)", e.id);
+	} else if (nbounce > 0 && write_bounce(&e, bounce, nbounce, bounce_id, sizeof bounce_id) < 0) {
+		for (i = 0; i < nbounce; i++)           /* keep them: try again later */
+			keep[nkeep++] = bounce[i];
+		nbounce = 0;
+	} else if (nbounce > 0) {
+		char **grown = realloc(*extra, (size_t)(*nextra + 1) * sizeof **extra);
+		st->bounced += nbounce;
+		if (grown && (grown[*nextra] = strdup(bounce_id))) {
+			*extra = grown;                 /* deliver the bounce in this run too */
+			(*nextra)++;
+		} else if (grown) {
+			*extra = grown;
+		}
+	}
+	if (keep && bounce && nkeep > 0) {
+		long long next = now + backoff(e.attempts);
+		st->deferred += nkeep;
+		if (write_entry(e.id, e.sender, e.arrival, e.attempts + 1, next, keep, nkeep,
+				e.message, e.mlen) == 0)
+			note("queue: %s: %d recipient(s) deferred, next attempt in %lld s", e.id, nkeep, next - now);
+	} else if (keep && bounce) {
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof dir, "%s/entries", opt.queue_dir);
+		if (unlink(path) == 0)
+			sync_dir(dir);
+		note("queue: %s: done, removed", e.id);
+	}
+	free(keep);
+	free(bounce);
+out:
+	free(j.wire.data);
+	free(j.rcpt);
+	free(text);
+	close(fd);                                      /* releases the lock */
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* -q: one pass over QUEUE/entries, oldest first (the names start with the
+ * arrival time).  Bounces made on the way are delivered in the same pass. */
+static int run_queue(void)
+{
+	struct queue_stats st = { 0, 0, 0, 0, 0 };
+	char dir[PATH_MAX], **names = NULL;
+	struct dirent *de;
+	int n = 0, i;
+	DIR *d;
+
+	snprintf(dir, sizeof dir, "%s/entries", opt.queue_dir);
+	if (!(d = opendir(dir))) {
+		note("queue: %s: %s", dir, strerror(errno));
+		return EX_NOINPUT;
+	}
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.') {
+			char **grown = realloc(names, (size_t)(n + 1) * sizeof *names);
+			if (!grown || !(grown[n] = strdup(de->d_name))) {
+				note("out of memory");
+				exit(EX_OSERR);
+			}
+			names = grown;
+			n++;
+		}
+	closedir(d);
+	qsort(names, (size_t)n, sizeof *names, by_name);
+	for (i = 0; i < n; i++)                 /* n grows when a bounce is queued */
+		run_entry(names[i], &st, &names, &n);
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	note("queue: run done: delivered=%d deferred=%d bounced=%d skipped=%d broken=%d",
+	     st.delivered, st.deferred, st.bounced, st.skipped, st.broken);
+	return st.deferred ? EX_TEMPFAIL : EX_OK;
+}
+
+/* ==== Start-up ======================================================================= */
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: smtp_send [-v] [-t] [-i] [-f sender] [-H helo-name] [-S host[:port]] [-P port]\n"
+		"                 [-R nameserver[:port]] [-T seconds] [--] [recipient...] < message\n"
+		"       smtp_send -M domain [-R nameserver[:port]] [-v]\n"
+		"       smtp_send -q queue-dir [-F] [-e max-age] [delivery options]\n");
+	exit(EX_USAGE);
+}
+
+static int add_dns_server(const char *arg)
+{
+	char host[INET6_ADDRSTRLEN + 2], port[8];
+	struct server *s = &opt.dns[opt.ndns];
+	struct sockaddr_in *in = (struct sockaddr_in *)&s->sa;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&s->sa;
+
+	if (opt.ndns >= DNS_SERVERS || split_host_port(arg, host, sizeof host, port, sizeof port, "53") < 0)
+		return -1;
+	memset(s, 0, sizeof *s);
+	if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+		in->sin_family = AF_INET;
+		in->sin_port = htons((unsigned short)atoi(port));
+		s->len = sizeof *in;
+	} else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((unsigned short)atoi(port));
+		s->len = sizeof *in6;
+	} else {
+		return -1;
+	}
+	snprintf(s->text, sizeof s->text, "%s%s%s:%s", strchr(host, ':') ? "[" : "", host,
+		 strchr(host, ':') ? "]" : "", port);
+	opt.ndns++;
+	return 0;
+}
+
+/* The system's resolvers: the "nameserver" lines of /etc/resolv.conf. */
+static void load_resolv_conf(void)
+{
+	FILE *f = fopen("/etc/resolv.conf", "r");
+	char line[512], addr[256];
+
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "nameserver %255s", addr) == 1 && opt.ndns < DNS_SERVERS)
+			add_dns_server(addr);
+	if (f)
+		fclose(f);
+	if (opt.ndns == 0)
+		add_dns_server("127.0.0.1");    /* what the C library assumes too */
+}
+
+static long parse_age(const char *text)
+{
+	char *end;
+	long v = strtol(text, &end, 10);
+
+	if (end == text || v < 0)
+		return -1;
+	switch (*end) {
+	case '\0': case 's': return v;
+	case 'm': return v * 60;
+	case 'h': return v * 3600;
+	case 'd': return v * 86400;
+	default: return -1;
+	}
+}
+
+static void parse_options(int argc, char **argv)
+{
+	int c;
+	char host[256];
+
+	if (gethostname(opt.helo, sizeof opt.helo - 1) < 0 || !opt.helo[0])
+		snprintf(opt.helo, sizeof opt.helo, "localhost");
+	snprintf(opt.mx_port, sizeof opt.mx_port, "25");
+	opt.max_age = 5L * 86400;
+	while ((c = getopt(argc, argv, "vtif:H:S:P:R:T:M:q:Fe:")) != -1) {
+		switch (c) {
+		case 'v': opt.verbose = 1; break;
+		case 't': opt.from_headers = 1; break;
+		case 'i': break;                /* input always ends at EOF */
+		case 'f': opt.sender = optarg; break;
+		case 'H': snprintf(opt.helo, sizeof opt.helo, "%s", optarg); break;
+		case 'S':
+			if (split_host_port(optarg, opt.smarthost, sizeof opt.smarthost, opt.smarthost_port,
+					    sizeof opt.smarthost_port, "25") < 0)
+				usage();
+			opt.have_smarthost = 1;
+			break;
+		case 'P':
+			if (split_host_port(optarg[0] == ':' ? optarg : "x", host, sizeof host, opt.mx_port,
+					    sizeof opt.mx_port, optarg) < 0 || atoi(opt.mx_port) <= 0 ||
+			    atoi(opt.mx_port) > 65535)
+				usage();
+			break;
+		case 'R':
+			if (add_dns_server(optarg) < 0) {
+				note("bad nameserver (an IP address, with :port if needed): %s", optarg);
+				usage();
+			}
+			break;
+		case 'T': opt.timeout_cap = atoi(optarg); if (opt.timeout_cap <= 0) usage(); break;
+		case 'M': opt.route_domain = optarg; break;
+		case 'q': opt.queue_dir = optarg; break;
+		case 'F': opt.flush = 1; break;
+		case 'e': if ((opt.max_age = parse_age(optarg)) < 0) usage(); break;
+		default: usage();
+		}
+	}
+	if (opt.ndns == 0)
+		load_resolv_conf();
+}
+
+int main(int argc, char **argv)
+{
+	struct buffer m = { NULL, 0, 0 };
+	struct job j;
+	char chunk[65536];
+	ssize_t n;
+	int i, r;
+
+	signal(SIGPIPE, SIG_IGN);               /* a vanished server is a write error */
+	parse_options(argc, argv);
+	if (opt.route_domain)
+		return print_route(opt.route_domain);
+	if (opt.queue_dir)
+		return optind == argc ? run_queue() : (usage(), EX_USAGE);
+
+	memset(&j, 0, sizeof j);
+	if (!(j.rcpt = calloc(RCPT_MAX, sizeof *j.rcpt)))
+		return EX_OSERR;
+	if (!opt.sender) {                      /* $USER@hostname, as sendmail does */
+		const char *user = getenv("USER") ? getenv("USER") : getenv("LOGNAME");
+		snprintf(opt.sender_buf, sizeof opt.sender_buf, "%s@%s", user ? user : "root", opt.helo);
+		opt.sender = opt.sender_buf;
+	}
+	j.sender = opt.sender;
+	for (i = optind; i < argc; i++)
+		if (!add_recipient(&j, argv[i]))
+			return EX_USAGE;
+	while ((n = read(0, chunk, sizeof chunk)) > 0)
+		buffer_add(&m, chunk, (size_t)n);
+	if (n < 0) {
+		note("reading the message: %s", strerror(errno));
+		return EX_IOERR;
+	}
+	if ((r = prepare_message(&m, &j)) != EX_OK)
+		return r;
+	if (j.nrcpt == 0) {
+		note("no recipients (name them, or use -t)");
+		return EX_USAGE;
+	}
+	make_wire(m.data, m.len, &j);
+	deliver_all(&j);
+	r = exit_status(&j);
+	free(m.data);
+	free(j.wire.data);
+	free(j.rcpt);
+	return r;
+}
