@@ -1581,8 +1581,10 @@ static int prepare_message(struct buffer *m, struct job *j)
 	} else {
 		buffer_add(&out, m->data, hlen);
 	}
-	if (bad)
+	if (bad) {
+		free(out.data);
 		return EX_USAGE;
+	}
 	rfc5322_date(time(NULL), date, sizeof date);
 	snprintf(host, sizeof host, "%s", opt.helo);
 	if (!has_field(out.data ? out.data : "", out.len, "From")) {
@@ -2190,7 +2192,7 @@ int main(int argc, char **argv)
 	struct buffer m = { NULL, 0, 0 };
 	struct job j;
 	char chunk[65536];
-	ssize_t n;
+	ssize_t n = 0;
 	int i, r;
 
 	signal(SIGPIPE, SIG_IGN);               /* a vanished server is a write error */
@@ -2209,24 +2211,28 @@ int main(int argc, char **argv)
 		opt.sender = opt.sender_buf;
 	}
 	j.sender = opt.sender;
-	for (i = optind; i < argc; i++)
+	r = EX_OK;
+	for (i = optind; i < argc && r == EX_OK; i++)
 		if (!add_recipient(&j, argv[i]))
-			return EX_USAGE;
-	while ((n = read(0, chunk, sizeof chunk)) > 0)
+			r = EX_USAGE;
+	while (r == EX_OK && (n = read(0, chunk, sizeof chunk)) > 0)
 		buffer_add(&m, chunk, (size_t)n);
-	if (n < 0) {
+	if (r == EX_OK && n < 0) {
 		note("reading the message: %s", strerror(errno));
-		return EX_IOERR;
+		r = EX_IOERR;
 	}
-	if ((r = prepare_message(&m, &j)) != EX_OK)
-		return r;
-	if (j.nrcpt == 0) {
+	if (r == EX_OK)
+		r = prepare_message(&m, &j);
+	if (r == EX_OK && j.nrcpt == 0) {
 		note("no recipients (name them, or use -t)");
-		return EX_USAGE;
+		r = EX_USAGE;
 	}
+	if (r != EX_OK)
+		goto out;
 	make_wire(m.data, m.len, &j);
 	deliver_all(&j);
 	r = exit_status(&j);
+out:
 	free(m.data);
 	free(j.wire.data);
 	free(j.rcpt);
