@@ -914,6 +914,11 @@ busy.org         MX    20 mx2.example.org
 busy.busy.org    A     127.0.0.6
 later.org        MX    10 mx.later.org
 mx.later.org     A     127.0.0.7
+same.org         MX    10 a.same.org
+same.org         MX    10 b.same.org
+a.same.org       A     127.0.0.2
+b.same.org       A     127.0.0.3
+spoof.org        WRONGID
 stall.org        MX    10 mx.stall.org
 mx.stall.org     A     127.0.0.9
 tempfail.org     MX    10 mx.tempfail.org
@@ -924,7 +929,7 @@ SEND=$TOP/smtp_send
 
 t_route() {
 	start_dnsd route <<<"$ZONE"
-	local out rc d
+	local out rc d i
 	out=$("$SEND" -R "$DNS" -M alias.org); rc=$?
 	check "-M: CNAME chain, MX by preference, addresses" "route to alias.org
   alias.org is an alias (CNAME) for www.alias.org
@@ -967,6 +972,19 @@ t_route() {
   DNS lookup of bad2.org MX failed: malformed answer: record 2 is cut off or has a bad name
   DNS lookup of bad3.org MX failed: malformed answer: record 1 is longer than the message|75 75 75" \
 		"$(cat "$T/route/malformed")|$(tr '\n' ' ' <"$T/route/malformed.rc" | sed 's/ $//')"
+	# equal preferences in random order: 40 looks see both orders
+	for ((i = 0; i < 40; i++)); do "$SEND" -R "$DNS" -M same.org | sed -n 3p; done | sort | uniq -c >"$T/route/same"
+	check "MX records of equal preference are shuffled" "2" "$(wc -l <"$T/route/same" | tr -d ' ')"
+	out=$("$SEND" -R "$DNS" -T 1 -M spoof.org 2>&1); rc=$?
+	check "an answer with the wrong id is ignored (then: timeout, 75)" "  DNS lookup of spoof.org MX failed: $DNS: no answer (timeout)|75" \
+		"$(echo "$out" | sed -n 2p)|$rc"
+	# a second server is asked when the first does not answer
+	start_server "$T/route/silent.log" "$TOP/tests/dnsd" -a 127.0.0.1 -p 0 <(printf 'example.org DROP\nmx1.example.org DROP\nmx2.example.org DROP\n')
+	local silent=127.0.0.1:$PORT silent_pid=$SPID
+	out=$("$SEND" -R "$silent" -R "$DNS" -T 1 -M example.org | tail -n 1); rc=$?
+	check "retry across servers: the silent one, then the next" "    20 mx2.example.org: 127.0.0.3|0|1" \
+		"$out|$rc|$(grep -c 'query example.org 15 udp.*dropped' "$T/route/silent.log")"
+	stop_pid "$silent_pid"
 	out=$("$SEND" -R "$DNS" -P 2525 -M '[127.0.0.9]'); rc=$?
 	check "-M: an address literal needs no DNS" "route to [127.0.0.9]
   address literal: no DNS lookup
@@ -998,7 +1016,7 @@ t_send() {
 	start_internet send
 	local d=$T/send out rc f
 	printf 'From: Sender <sender@example.com>\r\nTo: alice@example.org, carol@example.net\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\nMessage-ID: <rt@example.com>\r\nSubject: round trip\r\n\r\n.\r\n..\r\n...x\r\n.leading dot\r\n\r\nGr\xc3\xbc\xc3\x9fe \xff\r\n  indented\r\nlast line without newline' >"$d/msg"
-	"$SEND" -R "$DNS" -P "$P" -f sender@example.com alice@example.org carol@example.net <"$d/msg" 2>"$d/err"; rc=$?
+	"$SEND" -i -R "$DNS" -P "$P" -f sender@example.com alice@example.org carol@example.net <"$d/msg" 2>"$d/err"; rc=$?
 	check "send to two domains: exit 0, one line per recipient" "0
 smtp_send: <alice@example.org> delivered relay=mx1.example.org[127.0.0.2]:P reply=\"250 2.0.0 Ok: queued as ID\"
 smtp_send: <carol@example.net> delivered relay=mx.example.net[127.0.0.4]:P reply=\"250 2.0.0 Ok: queued as ID\"" \
@@ -1061,9 +1079,14 @@ $(sed -e "s/:$P /:P /" -e 's/ reply=.*//' "$d/err")"
 	"$SEND" -R "$DNS" -P "$P" -f s@example.com 'bob@[127.0.0.2]' <"$d/msg" 2>"$d/err"; rc=$?
 	check "address literal: delivered with -P, no DNS query" "0|$before|1" \
 		"$rc|$(wc -l <"$T/send/dns.log")|$(count_files "$T/mx1/mail/bob/new")"
-	"$SEND" -S "127.0.0.4:$P" -f s@example.com dave@example.net <"$d/msg" 2>"$d/err"; rc=$?
-	check "-S smarthost: delivered without DNS" "0|$before|1" \
-		"$rc|$(wc -l <"$T/send/dns.log")|$(count_files "$T/mxnet/mail/dave/new")"
+	"$SEND" -S "127.0.0.4:$P" -H client.example -f s@example.com dave@example.net <"$d/msg" 2>"$d/err"; rc=$?
+	check "-S smarthost: delivered without DNS; -H names us in EHLO" "0|$before|1|Received: from client.example ([127.0.0.1])" \
+		"$rc|$(wc -l <"$T/send/dns.log")|$(count_files "$T/mxnet/mail/dave/new")|$(sed -n 3p "$(only_file "$T/mxnet/mail/dave/new")")"
+	start_server "$T/send/old.log" "$TOP/tests/fakesmtp" -a 127.0.0.1 -p 0 heloonly
+	"$SEND" -v -S "127.0.0.1:$PORT" -H client.example -f s@example.com x@old.example <"$d/msg" 2>"$d/err"; rc=$?
+	check "EHLO refused: HELO instead, delivered" "0|S: 502 5.5.1 what is EHLO?|C: HELO client.example|C: MAIL FROM:<s@example.com>" \
+		"$rc|$(grep -a -A1 'C: EHLO' "$d/err" | tail -n 1 | sed 's/^smtp_send: //')|$(grep -a 'C: HELO' "$d/err" | sed 's/^smtp_send: //')|$(grep -a 'C: MAIL' "$d/err" | sed 's/^smtp_send: //')"
+	stop_pid "$SPID"
 
 	# failures and their exit statuses
 	"$SEND" -R "$DNS" -P "$P" -f s@example.com nobody@example.org <"$d/msg" 2>"$d/err"; rc=$?

@@ -11,6 +11,7 @@
  *   longline   a greeting line of 10 MB without CRLF
  *   garbage    a greeting that is not SMTP
  *   rcpt451    a normal server that answers every RCPT with 451
+ *   heloonly   an old server: EHLO gets 502, HELO works, mail is accepted
  * -p 0 takes a free port; "fakesmtp: listening addr=... port=N" on stderr.
  */
 #ifndef _POSIX_C_SOURCE
@@ -34,8 +35,8 @@ static int put(int fd, const char *s)
 	return write(fd, s, strlen(s)) == (ssize_t)strlen(s) ? 0 : -1;
 }
 
-/* A minimal SMTP dialogue for rcpt451: read lines, answer each. */
-static void dialogue(int fd)
+/* A minimal SMTP dialogue for rcpt451 and heloonly: read lines, answer each. */
+static void dialogue(int fd, int rcpt451)
 {
 	char buf[4096];
 	size_t have = 0;
@@ -58,11 +59,12 @@ static void dialogue(int fd)
 					put(fd, "250 ok\r\n");
 				}
 			} else if (!strncasecmp(buf, "EHLO", 4)) {
-				put(fd, "250-fake\r\n250 PIPELINING\r\n");
-			} else if (!strncasecmp(buf, "RCPT", 4)) {
+				put(fd, rcpt451 ? "250-fake\r\n250 PIPELINING\r\n" : "502 5.5.1 what is EHLO?\r\n");
+			} else if (!strncasecmp(buf, "RCPT", 4) && rcpt451) {
 				put(fd, "451 4.3.0 try again later\r\n");
 			} else if (!strncasecmp(buf, "DATA", 4)) {
-				put(fd, "554 5.5.1 no valid recipients\r\n");
+				put(fd, rcpt451 ? "554 5.5.1 no valid recipients\r\n" : "354 go ahead\r\n");
+				in_data = !rcpt451;
 			} else if (!strncasecmp(buf, "QUIT", 4)) {
 				put(fd, "221 bye\r\n");
 				return;
@@ -93,8 +95,8 @@ static void serve(int fd, const char *mode)
 			;
 	else if (!strcmp(mode, "garbage"))
 		put(fd, "HTTP/1.1 400 Bad Request\r\n\r\n");
-	else if (!strcmp(mode, "rcpt451"))
-		dialogue(fd);
+	else if (!strcmp(mode, "rcpt451") || !strcmp(mode, "heloonly"))
+		dialogue(fd, !strcmp(mode, "rcpt451"));
 }
 
 int main(int argc, char **argv)
