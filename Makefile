@@ -30,6 +30,13 @@ tests/chat: tests/chat.c
 test: all
 	./test.sh
 
+tests/bench: tests/bench.c
+	$(CC) $(WARN) $(CFLAGS) -o $@ tests/bench.c $(LDFLAGS)
+
+# messages per second (a benchmark: it reports numbers, it does not judge)
+bench: all tests/bench
+	./tests/bench.sh
+
 install: $(PROGS)
 	mkdir -p $(DESTDIR)$(PREFIX)/sbin
 	cp smtpd $(DESTDIR)$(PREFIX)/sbin/
@@ -37,6 +44,6 @@ install: $(PROGS)
 	cp smtp_send $(DESTDIR)$(PREFIX)/bin/
 
 clean:
-	rm -f $(PROGS) $(HELPERS)
+	rm -f $(PROGS) $(HELPERS) tests/bench
 
-.PHONY: all test install clean
+.PHONY: all test bench install clean
