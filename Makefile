@@ -33,6 +33,17 @@ test: all
 tests/bench: tests/bench.c
 	$(CC) $(WARN) $(CFLAGS) -o $@ tests/bench.c $(LDFLAGS)
 
+# a mail's whole journey on a loopback internet, step by step
+demo: all
+	./lab/lab.sh demo
+
+# the same internet kept running, to poke with nc, telnet, smtp_send
+lab-up: all
+	./lab/lab.sh up
+
+lab-down:
+	./lab/lab.sh down
+
 # messages per second (a benchmark: it reports numbers, it does not judge)
 bench: all tests/bench
 	./tests/bench.sh
@@ -46,4 +57,4 @@ install: $(PROGS)
 clean:
 	rm -f $(PROGS) $(HELPERS) tests/bench
 
-.PHONY: all test bench install clean
+.PHONY: all test demo lab-up lab-down bench install clean

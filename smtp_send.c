@@ -1670,9 +1670,13 @@ static void deliver_domain(struct job *j, const char *domain, struct recipient *
 		break;
 	case ROUTE_OK:
 		for (h = 0; h < r->nhost && !done; h++)
-			for (a = 0; a < r->host[h].naddr && !done && tries < TRIES_MAX; a++, tries++)
+			for (a = 0; a < r->host[h].naddr && !done && tries < TRIES_MAX; a++, tries++) {
+				VERBOSE("trying %s (preference %u)", r->host[h].name, r->host[h].pref);
 				done = smtp_deliver(j, r->host[h].name, &r->host[h].addr[a], rv, n,
 						    why, sizeof why) == 0;
+				if (!done)
+					VERBOSE("could not use it: %s; next", why);
+			}
 		if (!done)
 			settle_local(rv, n, DEFERRED, "4.4.1", why);
 		break;
