@@ -369,6 +369,60 @@ static int dns_read_name(const unsigned char *m, size_t len, size_t *off, char *
 static unsigned get16(const unsigned char *p) { return (unsigned)p[0] << 8 | p[1]; }
 
 /*
+ * One resource record (RFC 1035 4.1.3) at m[*off]: owner, type, class,
+ * TTL, RDATA length, RDATA.  Keeps A, AAAA, MX and CNAME of class IN in
+ * *r (returns 1), skips others (0); -1 when it is malformed: cut off, a
+ * bad name, RDATA longer than the message, or a name running past it.
+ */
+static int dns_parse_record(const unsigned char *m, size_t len, size_t *off, struct rr *r,
+			    char *why, size_t wsize)
+{
+	size_t rdata, end, p;
+	unsigned type, rdlen;
+
+	if (dns_read_name(m, len, off, r->name) < 0 || *off + 10 > len) {
+		set_text(why, wsize, "malformed answer: a record is cut off or has a bad name");
+		return -1;
+	}
+	type = get16(m + *off);
+	rdlen = get16(m + *off + 8);
+	rdata = *off + 10;
+	end = rdata + rdlen;
+	if (end > len) {
+		set_text(why, wsize, "malformed answer: a record is longer than the message");
+		return -1;
+	}
+	*off = end;
+	if (get16(m + rdata - 8) != 1)
+		return 0;                               /* not class IN */
+	r->type = (int)type;
+	p = rdata;
+	switch (type) {
+	case T_A:
+	case T_AAAA:
+		if (rdlen != (type == T_A ? 4u : 16u))
+			return 0;
+		memcpy(r->addr, m + rdata, rdlen);
+		return 1;
+	case T_MX:                                      /* preference, exchange */
+	case T_CNAME:                                   /* target */
+		if (type == T_MX) {
+			if (rdlen < 3)
+				break;
+			r->pref = get16(m + rdata);
+			p += 2;
+		}
+		if (dns_read_name(m, end, &p, r->target) == 0 && p == end)
+			return 1;
+		break;
+	default:
+		return 0;                               /* a type we do not use */
+	}
+	set_text(why, wsize, "malformed answer: bad %s record", type_name((int)type));
+	return -1;
+}
+
+/*
  * Check and parse an answer to (id, name, type).  Returns 1 if it is the
  * answer (a->status set), 0 if it is not ours (wrong id or question: keep
  * waiting), -1 if it is ours but malformed (a->why says how).
@@ -404,44 +458,11 @@ static int dns_parse(const unsigned char *m, size_t len, unsigned id, const char
 	}
 	ancount = get16(m + 6);
 	for (i = 0; i < ancount; i++) {         /* RFC 1035 4.1.3 resource records */
-		struct rr *r = &a->rr[a->nrr];
-		size_t rdata, end;
-		unsigned rtype, rdlen;
-		if (dns_read_name(m, len, &off, r->name) < 0 || off + 10 > len) {
-			set_text(a->why, sizeof a->why, "malformed answer: record %u is cut off or has a bad name", i + 1);
+		int r = dns_parse_record(m, len, &off, &a->rr[a->nrr], a->why, sizeof a->why);
+		if (r < 0)
 			return -1;
-		}
-		rtype = get16(m + off);
-		rdlen = get16(m + off + 8);
-		rdata = off + 10;
-		end = rdata + rdlen;
-		if (end > len) {
-			set_text(a->why, sizeof a->why, "malformed answer: record %u is longer than the message", i + 1);
-			return -1;
-		}
-		off = end;
-		if (get16(m + rdata - 8) != 1 || a->nrr >= DNS_MAX_RR)
-			continue;                       /* not class IN, or no room */
-		r->type = (int)rtype;
-		if ((rtype == T_A && rdlen == 4) || (rtype == T_AAAA && rdlen == 16)) {
-			memcpy(r->addr, m + rdata, rdlen);
-		} else if (rtype == T_MX && rdlen >= 3) {
-			size_t p = rdata + 2;
-			r->pref = get16(m + rdata);
-			if (dns_read_name(m, end, &p, r->target) < 0 || p != end) {
-				set_text(a->why, sizeof a->why, "malformed answer: bad MX record");
-				return -1;
-			}
-		} else if (rtype == T_CNAME) {
-			size_t p = rdata;
-			if (dns_read_name(m, end, &p, r->target) < 0 || p != end) {
-				set_text(a->why, sizeof a->why, "malformed answer: bad CNAME record");
-				return -1;
-			}
-		} else {
-			continue;                       /* a type we do not use */
-		}
-		a->nrr++;
+		if (r > 0 && a->nrr < DNS_MAX_RR - 1)
+			a->nrr++;
 	}
 	a->status = DNS_OK;
 	return 1;
@@ -1201,10 +1222,131 @@ static void quit(struct conn *c)
 	conn_close(c);
 }
 
+struct extensions { int pipelining, size, eightbit; };   /* from the EHLO reply */
+
+/* One command, one reply. */
+static int command(struct conn *c, const char *line, int seconds, char *reply, size_t size)
+{
+	return send_commands(c, line, strlen(line)) < 0 ? -1 : read_reply(c, seconds, reply, size);
+}
+
+/*
+ * RFC 5321 3.1: connect and wait for the 220 greeting; 4.1.1.1: EHLO, and
+ * HELO for an old server that refuses EHLO with 5xx.  Returns 0 with the
+ * extensions the server offers, or -1 (why[] says why, connection closed).
+ */
+static int smtp_open(struct conn *c, const struct sockaddr_storage *ss, struct extensions *ext,
+		     char *why, size_t wsize)
+{
+	char reply[8192], line[NAME_MAX_DNS + 16];
+	int code;
+
+	memset(ext, 0, sizeof *ext);
+	if (conn_open(c, ss) < 0) {
+		set_text(why, wsize, "%s: %s", c->label, c->error);
+		return -1;
+	}
+	code = read_reply(c, capped(TIMEOUT_GREETING), reply, sizeof reply);
+	if (code == 220) {
+		snprintf(line, sizeof line, "EHLO %s\r\n", opt.helo);
+		code = command(c, line, capped(TIMEOUT_MAIL), reply, sizeof reply);
+		if (code >= 500) {
+			snprintf(line, sizeof line, "HELO %s\r\n", opt.helo);
+			code = command(c, line, capped(TIMEOUT_MAIL), reply, sizeof reply);
+		} else if (code == 250) {
+			char *p = reply;                /* the extensions, one per line */
+			while ((p = strchr(p, '\n'))) {
+				p += 5;
+				ext->pipelining |= strncasecmp(p, "PIPELINING", 10) == 0;
+				ext->size |= strncasecmp(p, "SIZE", 4) == 0;
+				ext->eightbit |= strncasecmp(p, "8BITMIME", 8) == 0;
+			}
+		}
+		if (code == 250)
+			return 0;
+	}
+	set_text(why, wsize, "%s: %s", c->label, code < 0 ? c->error : reply);
+	code < 0 ? conn_close(c) : quit(c);
+	return -1;
+}
+
+/*
+ * RFC 5321 4.1.1.2 MAIL and 4.1.1.3 RCPT.  With PIPELINING, MAIL, every
+ * RCPT and DATA go out in one write and the replies are read in order
+ * (RFC 2920 3.1); without it, one command, one reply.  Returns the MAIL
+ * reply code (-1: connection lost); accepted[i] marks the recipients the
+ * server took, the refused ones get their result here.
+ */
+static int smtp_envelope(struct conn *c, const struct job *j, const char *mta,
+			 const struct extensions *ext, struct recipient **rv, int n,
+			 int *accepted, char *reply, size_t rsize)
+{
+	struct buffer cmd = { NULL, 0, 0 };
+	char line[ADDR_SIZE + 16], rreply[2048];
+	int code, i, mail_ok;
+
+	buffer_printf(&cmd, "MAIL FROM:<%s>", j->sender);
+	if (ext->size)
+		buffer_printf(&cmd, " SIZE=%lu", (unsigned long)j->size);
+	if (ext->eightbit && j->eightbit)
+		buffer_printf(&cmd, " BODY=8BITMIME");
+	buffer_printf(&cmd, "\r\n");
+	for (i = 0; ext->pipelining && i < n; i++)
+		buffer_printf(&cmd, "RCPT TO:<%s>\r\n", rv[i]->addr);
+	if (ext->pipelining)
+		buffer_printf(&cmd, "DATA\r\n");
+	code = send_commands(c, cmd.data, cmd.len) < 0 ? -1 : read_reply(c, capped(TIMEOUT_MAIL), reply, rsize);
+	free(cmd.data);
+	mail_ok = (code / 100 == 2);
+	for (i = 0; i < n && code >= 0 && (mail_ok || ext->pipelining); i++) {
+		int rcode;
+		snprintf(line, sizeof line, "RCPT TO:<%s>\r\n", rv[i]->addr);
+		rcode = ext->pipelining ? read_reply(c, capped(TIMEOUT_RCPT), rreply, sizeof rreply)
+					: command(c, line, capped(TIMEOUT_RCPT), rreply, sizeof rreply);
+		if (rcode < 0)
+			code = -1;
+		else if (!mail_ok)
+			continue;               /* pipelined RCPTs after a refused MAIL */
+		else if (rcode / 100 == 2)
+			accepted[i] = 1;
+		else
+			set_result(rv[i], rcode / 100 == 4 ? DEFERRED : FAILED, c->label, mta, rreply, rcode);
+	}
+	return code;
+}
+
+/* RFC 5321 4.1.1.4 DATA: 354, the message (dot-stuffed, 4.5.2), ".".
+ * Returns the reply to "." (or the refusal of DATA), 0 when there was
+ * nothing to send, -1 when the connection was lost. */
+static int smtp_data(struct conn *c, const struct job *j, const struct extensions *ext,
+		     int naccepted, char *reply, size_t rsize)
+{
+	int code;
+
+	if (!ext->pipelining && naccepted == 0)
+		return 0;                       /* every recipient refused */
+	if (!ext->pipelining && send_commands(c, "DATA\r\n", 6) < 0)
+		return -1;
+	code = read_reply(c, capped(TIMEOUT_DATA), reply, rsize);
+	if (code != 354)
+		return code;
+	if (naccepted == 0) {                   /* RFC 2920 3.1: 354 anyway: end it empty */
+		if (send_commands(c, ".\r\n", 3) == 0)
+			read_reply(c, capped(TIMEOUT_DOT), reply, rsize);
+		return 0;
+	}
+	show_sent(j->wire.data, j->wire.len);
+	show_sent(".\r\n", 3);
+	if (conn_send(c, j->wire.data, j->wire.len, capped(TIMEOUT_BLOCK)) < 0 ||
+	    conn_send(c, ".\r\n", 3, capped(TIMEOUT_BLOCK)) < 0)
+		return -1;
+	return read_reply(c, capped(TIMEOUT_DOT), reply, rsize);
+}
+
 /*
  * One SMTP session with one server address, for recipients of one domain.
  * Returns -1 when the server could not be used (no connection, no 220,
- * EHLO and HELO refused): the caller tries the next address, and *why
+ * EHLO and HELO refused): the caller tries the next address, and why[]
  * says what happened.  Returns 0 when the transaction was tried: every
  * recipient then has its result.
  */
@@ -1212,123 +1354,33 @@ static int smtp_deliver(struct job *j, const char *mta, const struct sockaddr_st
 			struct recipient **rv, int n, char *why, size_t wsize)
 {
 	struct conn c;
-	struct buffer cmd = { NULL, 0, 0 };
+	struct extensions ext;
 	char reply[8192];
-	int code, i, pipelining = 0, size = 0, eightbit = 0, mail_ok, naccepted = 0;
+	int code, i, naccepted = 0;
 	int *accepted = calloc((size_t)n, sizeof *accepted);
 
 	if (!accepted)
 		return -1;
 	server_label(mta, ss, c.label, sizeof c.label);
-	/* RFC 5321 3.1: connect, then wait for the 220 greeting. */
-	if (conn_open(&c, ss) < 0) {
-		set_text(why, wsize, "%s: %s", c.label, c.error);
+	if (smtp_open(&c, ss, &ext, why, wsize) < 0) {
 		free(accepted);
 		return -1;
 	}
-	code = read_reply(&c, capped(TIMEOUT_GREETING), reply, sizeof reply);
-	if (code != 220) {
-		set_text(why, wsize, "%s: %s", c.label, code < 0 ? c.error : reply);
-		code < 0 ? conn_close(&c) : quit(&c);
-		free(accepted);
-		return -1;
-	}
-	/* RFC 5321 4.1.1.1: EHLO; a server that does not know it gets HELO. */
-	buffer_printf(&cmd, "EHLO %s\r\n", opt.helo);
-	code = send_commands(&c, cmd.data, cmd.len) < 0 ? -1 : read_reply(&c, capped(TIMEOUT_MAIL), reply, sizeof reply);
-	if (code == 250) {
-		char *line = reply;                 /* the extensions, one per line */
-		while ((line = strchr(line, '\n'))) {
-			line += 5;
-			pipelining |= strncasecmp(line, "PIPELINING", 10) == 0;
-			size |= strncasecmp(line, "SIZE", 4) == 0;
-			eightbit |= strncasecmp(line, "8BITMIME", 8) == 0;
-		}
-	} else if (code >= 500) {
-		cmd.len = 0;
-		buffer_printf(&cmd, "HELO %s\r\n", opt.helo);
-		code = send_commands(&c, cmd.data, cmd.len) < 0 ? -1 : read_reply(&c, capped(TIMEOUT_MAIL), reply, sizeof reply);
-	}
-	if (code != 250) {
-		set_text(why, wsize, "%s: %s", c.label, code < 0 ? c.error : reply);
-		code < 0 ? conn_close(&c) : quit(&c);
-		free(cmd.data);
-		free(accepted);
-		return -1;
-	}
-
-	/* RFC 5321 4.1.1.2 MAIL, 4.1.1.3 RCPT, 4.1.1.4 DATA.  With PIPELINING
-	 * they go out in one write and the replies are read in order
-	 * (RFC 2920 3.1); without it, one command, one reply. */
-	cmd.len = 0;
-	buffer_printf(&cmd, "MAIL FROM:<%s>", j->sender);
-	if (size)
-		buffer_printf(&cmd, " SIZE=%lu", (unsigned long)j->size);
-	if (eightbit && j->eightbit)
-		buffer_printf(&cmd, " BODY=8BITMIME");
-	buffer_printf(&cmd, "\r\n");
-	for (i = 0; pipelining && i < n; i++)
-		buffer_printf(&cmd, "RCPT TO:<%s>\r\n", rv[i]->addr);
-	if (pipelining)
-		buffer_printf(&cmd, "DATA\r\n");
-	code = send_commands(&c, cmd.data, cmd.len) < 0 ? -1 : read_reply(&c, capped(TIMEOUT_MAIL), reply, sizeof reply);
-	mail_ok = (code / 100 == 2);
-	for (i = 0; i < n && code >= 0 && (mail_ok || pipelining); i++) {
-		if (!pipelining) {
-			cmd.len = 0;
-			buffer_printf(&cmd, "RCPT TO:<%s>\r\n", rv[i]->addr);
-			if (send_commands(&c, cmd.data, cmd.len) < 0) {
-				code = -1;
-				break;
-			}
-		}
-		char rreply[2048];
-		int rcode = read_reply(&c, capped(TIMEOUT_RCPT), rreply, sizeof rreply);
-		if (rcode < 0) {
-			code = -1;
-			break;
-		}
-		if (!mail_ok)
-			continue;                       /* pipelined RCPTs after a refused MAIL */
-		if (rcode / 100 == 2) {
-			accepted[i] = 1;
-			naccepted++;
-		} else {
-			set_result(rv[i], rcode / 100 == 4 ? DEFERRED : FAILED, c.label, mta, rreply, rcode);
-		}
-	}
-	if (code >= 0 && !mail_ok) {                    /* the sender was refused */
+	code = smtp_envelope(&c, j, mta, &ext, rv, n, accepted, reply, sizeof reply);
+	for (i = 0; i < n; i++)
+		naccepted += accepted[i];
+	if (code >= 0 && code / 100 != 2) {     /* the sender was refused: all share it */
 		settle(rv, NULL, n, code, reply, c.label, mta);
-		if (pipelining)
+		if (ext.pipelining)             /* the reply to the pipelined DATA */
 			read_reply(&c, capped(TIMEOUT_DATA), reply, sizeof reply);
-		goto done;
+	} else if (code >= 0) {
+		code = smtp_data(&c, j, &ext, naccepted, reply, sizeof reply);
+		if (code > 0 && naccepted > 0)
+			settle(rv, accepted, n, code, reply, c.label, mta);
 	}
-	if (code >= 0 && !pipelining && naccepted > 0)
-		code = send_commands(&c, "DATA\r\n", 6);
-	if (code >= 0 && (pipelining || naccepted > 0)) {
-		code = read_reply(&c, capped(TIMEOUT_DATA), reply, sizeof reply);
-		if (code == 354 && naccepted == 0) {    /* RFC 2920 3.1: end it empty */
-			if (send_commands(&c, ".\r\n", 3) == 0)
-				read_reply(&c, capped(TIMEOUT_DOT), reply, sizeof reply);
-			goto done;
-		}
-		if (code == 354) {              /* the message, then "." (RFC 5321 4.5.2) */
-			show_sent(j->wire.data, j->wire.len);
-			show_sent(".\r\n", 3);
-			if (conn_send(&c, j->wire.data, j->wire.len, capped(TIMEOUT_BLOCK)) < 0 ||
-			    conn_send(&c, ".\r\n", 3, capped(TIMEOUT_BLOCK)) < 0)
-				code = -1;
-			else
-				code = read_reply(&c, capped(TIMEOUT_DOT), reply, sizeof reply);
-		}
-		if (naccepted > 0)
-			settle(rv, accepted, n, code, code < 0 ? c.error : reply, c.label, mta);
-	}
-done:
 	if (code < 0)                           /* lost the server mid-way */
 		settle(rv, NULL, n, -1, c.error, c.label, mta);
 	code < 0 ? conn_close(&c) : quit(&c);
-	free(cmd.data);
 	free(accepted);
 	return 0;
 }
@@ -1921,112 +1973,124 @@ static char *read_fd(int fd, size_t *len)
 	return b.data ? b.data : calloc(1, 1);
 }
 
-/*
- * One queue entry: lock it (so a second runner skips it), deliver what is
- * due, then bounce what failed for good or waited longer than -e, and
- * keep the rest with a new schedule.  The bounce is durable before the
- * entry shrinks, and the entry is removed only when nothing is left: no
- * step loses a recipient.
- */
-static void run_entry(const char *name, struct queue_stats *st, char ***extra, int *nextra)
+/* Open a queue entry and lock it with a POSIX record lock (fcntl): the
+ * lock goes away with the process, so a crashed runner leaves none
+ * behind.  Returns the descriptor, or -1 when the entry is gone, locked
+ * by another runner, or was replaced after we opened it. */
+static int lock_entry(const char *path)
 {
-	char path[PATH_MAX], *text, bounce_id[128];
 	struct flock lock;
 	struct stat a, b;
-	struct entry e;
-	struct job j;
-	struct recipient **keep, **bounce;
-	size_t len;
-	int fd, i, nkeep = 0, nbounce = 0;
-	long long now = (long long)time(NULL);
+	int fd = open(path, O_RDWR);
 
-	snprintf(path, sizeof path, "%s/entries/%s", opt.queue_dir, name);
-	if ((fd = open(path, O_RDWR)) < 0)
-		return;                                 /* gone: another runner did it */
+	if (fd < 0)
+		return -1;
 	memset(&lock, 0, sizeof lock);
 	lock.l_type = F_WRLCK;
 	lock.l_whence = SEEK_SET;
-	/* POSIX record lock on the whole file; it goes away with the process,
-	 * so a crashed runner leaves no stale lock behind. */
 	if (fcntl(fd, F_SETLK, &lock) < 0 || fstat(fd, &a) < 0 || stat(path, &b) < 0 ||
 	    a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
-		VERBOSE("queue: %s: locked by another runner or already replaced, skipped", name);
-		st->skipped++;
 		close(fd);
-		return;
+		return -1;
 	}
-	memset(&j, 0, sizeof j);
-	j.rcpt = calloc(RCPT_MAX, sizeof *j.rcpt);
-	if (!j.rcpt || !(text = read_fd(fd, &len)) || parse_entry(text, len, &e, &j) < 0) {
-		note("queue: %s: unreadable or malformed entry, left alone", name);
-		st->broken++;
-		free(j.rcpt);
-		close(fd);
-		return;
-	}
-	if (!opt.flush && e.next > now) {
-		VERBOSE("queue: %s: not due for %lld s, skipped", name, e.next - now);
-		st->skipped++;
-		goto out;
-	}
-	note("queue: %s: from=<%s> rcpts=%d attempts=%d", e.id, e.sender, j.nrcpt, e.attempts);
-	j.sender = e.sender;
-	make_wire(e.message, e.mlen, &j);
-	deliver_all(&j);
+	return fd;
+}
 
-	keep = calloc((size_t)j.nrcpt, sizeof *keep);
-	bounce = calloc((size_t)j.nrcpt, sizeof *bounce);
-	for (i = 0; keep && bounce && i < j.nrcpt; i++) {
-		struct recipient *r = &j.rcpt[i];
+/*
+ * After an attempt: bounce what failed for good or waited longer than -e,
+ * keep the rest with a new schedule, remove the entry when nothing is
+ * left.  The bounce is durable before the entry shrinks: no step loses a
+ * recipient (a crash in between can only duplicate a bounce).
+ */
+static void settle_entry(const char *path, const struct entry *e, struct job *j,
+			 struct queue_stats *st, char ***extra, int *nextra)
+{
+	struct recipient **keep = calloc((size_t)j->nrcpt, sizeof *keep);
+	struct recipient **bounce = calloc((size_t)j->nrcpt, sizeof *bounce);
+	long long now = (long long)time(NULL);
+	char bounce_id[128], dir[PATH_MAX], **grown;
+	int i, nkeep = 0, nbounce = 0;
+
+	for (i = 0; keep && bounce && i < j->nrcpt; i++) {
+		struct recipient *r = &j->rcpt[i];
 		if (r->status == DELIVERED) {
 			st->delivered++;
-		} else if (r->status == FAILED) {
-			bounce[nbounce++] = r;
-		} else if (now - e.arrival >= opt.max_age) {    /* given up: expired */
-			char why[sizeof r->reply];
-			set_text(why, sizeof why, "%s (gave up after %lld s in the queue)", r->reply, now - e.arrival);
-			set_text(r->reply, sizeof r->reply, "%s", why);
-			r->status = FAILED;
+		} else if (r->status == FAILED || now - e->arrival >= opt.max_age) {
+			if (r->status != FAILED) {      /* given up: expired */
+				char why[sizeof r->reply];
+				set_text(why, sizeof why, "%s (gave up after %lld s in the queue)", r->reply, now - e->arrival);
+				memcpy(r->reply, why, sizeof why);
+				r->status = FAILED;
+			}
 			bounce[nbounce++] = r;
 		} else {
 			keep[nkeep++] = r;
 		}
 	}
 	if (!keep || !bounce) {
-		note("queue: %s: out of memory, entry kept as it was", e.id);
-	} else if (nbounce > 0 && !e.sender[0]) {
-		/* a bounce that cannot be delivered is not bounced again (RFC 5321 6.1) */
-		note("queue: %s: undeliverable bounce discarded (null sender)", e.id);
-	} else if (nbounce > 0 && write_bounce(&e, bounce, nbounce, bounce_id, sizeof bounce_id) < 0) {
+		note("queue: %s: out of memory, entry kept as it was", e->id);
+	} else if (nbounce > 0 && !e->sender[0]) {
+		/* RFC 5321 6.1: a bounce that cannot be delivered is not bounced */
+		note("queue: %s: undeliverable bounce discarded (null sender)", e->id);
+	} else if (nbounce > 0 && write_bounce(e, bounce, nbounce, bounce_id, sizeof bounce_id) < 0) {
 		for (i = 0; i < nbounce; i++)           /* keep them: try again later */
 			keep[nkeep++] = bounce[i];
-		nbounce = 0;
 	} else if (nbounce > 0) {
-		char **grown = realloc(*extra, (size_t)(*nextra + 1) * sizeof **extra);
 		st->bounced += nbounce;
-		if (grown && (grown[*nextra] = strdup(bounce_id))) {
-			*extra = grown;                 /* deliver the bounce in this run too */
-			(*nextra)++;
-		} else if (grown) {
+		grown = realloc(*extra, (size_t)(*nextra + 1) * sizeof **extra);
+		if (grown) {                            /* deliver the bounce in this run too */
 			*extra = grown;
+			if ((grown[*nextra] = strdup(bounce_id)))
+				(*nextra)++;
 		}
 	}
 	if (keep && bounce && nkeep > 0) {
-		long long next = now + backoff(e.attempts);
+		long long next = now + backoff(e->attempts);
 		st->deferred += nkeep;
-		if (write_entry(e.id, e.sender, e.arrival, e.attempts + 1, next, keep, nkeep,
-				e.message, e.mlen) == 0)
-			note("queue: %s: %d recipient(s) deferred, next attempt in %lld s", e.id, nkeep, next - now);
+		if (write_entry(e->id, e->sender, e->arrival, e->attempts + 1, next, keep, nkeep,
+				e->message, e->mlen) == 0)
+			note("queue: %s: %d recipient(s) deferred, next attempt in %lld s", e->id, nkeep, next - now);
 	} else if (keep && bounce) {
-		char dir[PATH_MAX];
 		snprintf(dir, sizeof dir, "%s/entries", opt.queue_dir);
 		if (unlink(path) == 0)
 			sync_dir(dir);
-		note("queue: %s: done, removed", e.id);
+		note("queue: %s: done, removed", e->id);
 	}
 	free(keep);
 	free(bounce);
-out:
+}
+
+/* One queue entry: lock it (a second runner skips it), deliver it if it
+ * is due (or -F), then settle it. */
+static void run_entry(const char *name, struct queue_stats *st, char ***extra, int *nextra)
+{
+	char path[PATH_MAX], *text = NULL;
+	struct entry e;
+	struct job j;
+	size_t len;
+	int fd;
+
+	snprintf(path, sizeof path, "%s/entries/%s", opt.queue_dir, name);
+	if ((fd = lock_entry(path)) < 0) {
+		VERBOSE("queue: %s: gone, locked by another runner or replaced: skipped", name);
+		st->skipped++;
+		return;
+	}
+	memset(&j, 0, sizeof j);
+	if (!(j.rcpt = calloc(RCPT_MAX, sizeof *j.rcpt)) || !(text = read_fd(fd, &len)) ||
+	    parse_entry(text, len, &e, &j) < 0) {
+		note("queue: %s: unreadable or malformed entry, left alone", name);
+		st->broken++;
+	} else if (!opt.flush && e.next > (long long)time(NULL)) {
+		VERBOSE("queue: %s: not due for %lld s, skipped", name, e.next - (long long)time(NULL));
+		st->skipped++;
+	} else {
+		note("queue: %s: from=<%s> rcpts=%d attempts=%d", e.id, e.sender, j.nrcpt, e.attempts);
+		j.sender = e.sender;
+		make_wire(e.message, e.mlen, &j);
+		deliver_all(&j);
+		settle_entry(path, &e, &j, st, extra, nextra);
+	}
 	free(j.wire.data);
 	free(j.rcpt);
 	free(text);
