@@ -8,7 +8,7 @@ CFLAGS  ?= -O2 -g
 WARN     = -std=c99 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -pedantic
 PREFIX  ?= /usr/local
 PROGS    = smtpd smtp_send
-HELPERS  = tests/chat tests/dnsd tests/fakesmtp
+HELPERS  = tests/chat tests/dnsd tests/fakesmtp tests/trickle
 
 all: $(PROGS) $(HELPERS)
 
@@ -23,6 +23,9 @@ tests/dnsd: tests/dnsd.c
 
 tests/fakesmtp: tests/fakesmtp.c
 	$(CC) $(WARN) $(CFLAGS) -o $@ tests/fakesmtp.c $(LDFLAGS)
+
+tests/trickle: tests/trickle.c
+	$(CC) $(WARN) $(CFLAGS) -o $@ tests/trickle.c $(LDFLAGS)
 
 tests/chat: tests/chat.c
 	$(CC) $(WARN) $(CFLAGS) -o $@ tests/chat.c $(LDFLAGS)

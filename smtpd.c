@@ -23,7 +23,8 @@
  *   -r cidr      clients allowed to relay, repeatable [127.0.0.0/8 and ::1]
  *   -s bytes     largest message accepted, advertised in SIZE [10485760]
  *   -c n         concurrent sessions; one more gets 421 [20]
- *   -t seconds   idle timeout for each read [300, RFC 5321 4.5.3.2]
+ *   -t seconds   time allowed for each line, command or message line; so
+ *                also the idle timeout [300, RFC 5321 4.5.3.2]
  *   -x file      aliases file in /etc/aliases syntax [none]
  *   -V           answer VRFY and EXPN truthfully [252 / 502]
  *   -v           log the whole dialogue (C: and S: lines) to stderr
@@ -153,6 +154,7 @@ struct session {
 	int errors;                 /* bad commands so far */
 	int quit;                   /* close after this reply */
 	int dead;                   /* write failed: client gone */
+	time_t deadline;            /* the line being read must be in by then */
 	/* the transaction (RFC 5321 3.3) */
 	char sender[ADDR_SIZE];     /* without brackets; "" is the null sender */
 	int nrcpt;                  /* RCPT commands accepted */
@@ -282,11 +284,16 @@ enum { IN_EOF = 0, IN_ERROR = -1, IN_TIMEOUT = -2, IN_TOO_LONG = -3 };
 
 /* Get more bytes into s->in.  Replies waiting in s->out are flushed first:
  * the client may be waiting for them (RFC 2920 3.2), so never block on
- * read with replies unsent.  Returns bytes read or an IN_ code. */
+ * read with replies unsent.  The wait ends at s->deadline: the timeout
+ * bounds a whole line, not each read, so a client that trickles a byte
+ * every few seconds cannot keep its session (and a session slot) forever
+ * (Postfix calls this a per-record deadline).  Returns bytes read or an
+ * IN_ code. */
 static int fill(struct session *s)
 {
 	struct pollfd pfd;
 	ssize_t n;
+	long left;
 	int r;
 
 	flush_out(s);
@@ -301,9 +308,10 @@ static int fill(struct session *s)
 	}
 	pfd.fd = s->fd;
 	pfd.events = POLLIN;
-	do
-		r = poll(&pfd, 1, cfg.timeout * 1000);
-	while (r < 0 && errno == EINTR);
+	do {
+		left = (long)(s->deadline - time(NULL));
+		r = left > 0 ? poll(&pfd, 1, (int)left * 1000) : 0;
+	} while (r < 0 && errno == EINTR);
 	if (r == 0)
 		return IN_TIMEOUT;
 	if (r < 0)
@@ -326,6 +334,7 @@ static int read_line(struct session *s, char *line)
 {
 	int too_long = 0;
 
+	s->deadline = time(NULL) + cfg.timeout;
 	for (;;) {
 		size_t avail = s->in_end - s->in_start;
 		char *start = s->in + s->in_start;
@@ -516,7 +525,7 @@ static int literal_is_ours(const struct session *s, const char *lit)
 			return 0;
 		return memcmp(want, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16) == 0;
 	}
-	if (inet_pton(AF_INET, text, want) != 1)
+	if (inet_pton(AF_INET, text, want) != 1 || (ss->ss_family != AF_INET && ss->ss_family != AF_INET6))
 		return 0;
 	if (ss->ss_family == AF_INET)
 		return memcmp(want, &((const struct sockaddr_in *)ss)->sin_addr, 4) == 0;
@@ -1217,6 +1226,7 @@ static int read_data(struct session *s, int *bare, int *too_big)
 	*bare = *too_big = 0;
 	s->msg.len = 0;
 	s->msg_size = 0;
+	s->deadline = time(NULL) + cfg.timeout;
 	for (;;) {
 		char c;
 		if (s->in_start == s->in_end && (r = fill(s)) <= 0)
@@ -1238,6 +1248,7 @@ static int read_data(struct session *s, int *bare, int *too_big)
 				if (st == D_DOT_CR)
 					return 1;           /* CRLF . CRLF */
 				keep_byte(s, '\n', too_big);
+				s->deadline = time(NULL) + cfg.timeout;   /* a new line */
 				st = D_BOL;
 				break;
 			}

@@ -1210,6 +1210,62 @@ t_hostile() {
 	stop_pid "$DPID"
 }
 
+# ---- tests: hostile clients and scarce resources ----------------------------------
+
+t_flood() {
+	# 200 clients trickling a byte a second against -c 20 -t 4, while a
+	# well-behaved client holds one slot and finishes its transaction
+	start_smtpd flood -m mail -c 20 -t 4
+	local d=$T/flood good out
+	mkdir -p "$d/mail/alice"
+	printf 'HELO good\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\nduring the flood\r\n.\r\nQUIT\r\n' |
+		"$CHAT" -H 3 -T 30 127.0.0.1 "$PORT" >"$d/good" & good=$!
+	PIDS+=("$good")
+	poll 200 grep -q 220 "$d/good"
+	"$TOP/tests/trickle" -n 200 -i 1 -d 9 127.0.0.1 "$PORT" >"$d/trickle"
+	wait "$good"
+	check "flood: the extra 181 get 421 4.3.2 at once; the 19 tricklers time out (421 4.4.2)" \
+		"greeted=19 refused=181 refused_slow=0 timed_out=19" "$(cat "$d/trickle")"
+	check "flood: the well-behaved client is served meanwhile" "220 250 250 250 354 250 221 " \
+		"$(codes <"$d/good" | tr '\n' ' ')"
+	out=$(printf 'HELO c\nMAIL FROM:<a@b.test>\nRCPT TO:<alice@localhost>\nDATA\nafter\n.\nQUIT\n' | smtp "$PORT" | codes | tr '\n' ' ')
+	check "flood: timeouts freed the slots, the next client is served" "220 250 250 250 354 250 221 |2" \
+		"$out|$(count_files "$d/mail/alice/new")"
+	check "flood: no zombies" "0" "$(zombies_of "$SPID")"
+	stop_pid "$SPID"
+}
+
+t_resources() {
+	# Out of descriptors: with 7 the parent can hold its own (0-2, pipe,
+	# spare, listening socket) but not one more: accept() fails EMFILE.
+	local d=$T/emfile out
+	mkdir -p "$d"
+	start_server "$d/log" sh -c 'cd "$1" && ulimit -n 7 && exec "$2" -p 0 -n mx.test -m mail' sh "$d" "$TOP/smtpd"
+	out=$(printf 'QUIT\r\n' | "$CHAT" -w -T 5 127.0.0.1 "$PORT" | norm; printf 'QUIT\r\n' | "$CHAT" -w -T 5 127.0.0.1 "$PORT" | norm)
+	check "out of file descriptors: 421, and the server lives on" "421 4.3.2 Out of file descriptors, try again later
+421 4.3.2 Out of file descriptors, try again later|alive|2" \
+		"$out|$(alive "$SPID" && echo alive)|$(grep -c 'accept error="Too many open files" action=421' "$d/log")"
+	stop_pid "$SPID"
+
+	# fork() failing: only an unprivileged user is bound by ulimit -u
+	if ! command -v setpriv >/dev/null; then
+		echo "skip - fork failure: setpriv(1) is not installed"
+		return
+	fi
+	local nobody
+	nobody=$(grep -l '^Uid:[[:space:]]*65534[[:space:]]' /proc/[0-9]*/status 2>/dev/null | wc -l)
+	d=$T/nofork
+	mkdir -p "$d/mail" "$d/queue"
+	chmod 755 "$T"
+	chown -R 65534:65534 "$d"
+	start_server "$d/log" setpriv --reuid=65534 --regid=65534 --clear-groups \
+		bash -c 'cd "$1" && ulimit -u "$2" && exec "$3" -p 0 -n mx.test -m mail' bash "$d" $((nobody + 1)) "$TOP/smtpd"
+	out=$(printf 'QUIT\r\n' | "$CHAT" -w -T 5 127.0.0.1 "$PORT" | norm)
+	check "fork() fails: 421 4.3.0, and the server lives on" "421 4.3.0 mx.test Cannot start a session, try again later|alive|1" \
+		"$out|$(alive "$SPID" && echo alive)|$(grep -c 'fork error="Resource temporarily unavailable" action=421' "$d/log")"
+	stop_pid "$SPID"
+}
+
 # ---- tests: the teaching layer ------------------------------------------------------
 
 # Processes whose working directory is under DIR (the lab's servers run
@@ -1273,7 +1329,7 @@ if ! make -s all >"$T/make.log" 2>&1; then
 fi
 for t in build greeting defaults delivery body pipelining commands params mailboxes \
 	 literals relay aliases smuggling limits timeouts sessions storage disconnect \
-	 shutdown logs route send queue hostile demo lab notes; do
+	 shutdown logs route send queue hostile flood resources demo lab notes; do
 	if group "$t"; then "t_$t"; fi
 done
 echo "$pass passed, $fail failed"
