@@ -33,6 +33,15 @@ tests/chat: tests/chat.c
 test: all
 	./test.sh
 
+# the whole suite under AddressSanitizer + UndefinedBehaviorSanitizer
+test-sanitize:
+	./tests/sanitize.sh
+
+# libFuzzer (clang): every target FUZZ_SECONDS seconds
+FUZZ_SECONDS ?= 60
+fuzz:
+	./tests/fuzz/fuzz.sh $(FUZZ_SECONDS)
+
 tests/bench: tests/bench.c
 	$(CC) $(WARN) $(CFLAGS) -o $@ tests/bench.c $(LDFLAGS)
 
@@ -60,4 +69,4 @@ install: $(PROGS)
 clean:
 	rm -f $(PROGS) $(HELPERS) tests/bench
 
-.PHONY: all test demo lab-up lab-down bench install clean
+.PHONY: all test test-sanitize fuzz demo lab-up lab-down bench install clean

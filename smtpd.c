@@ -1459,7 +1459,7 @@ static int deliver(struct session *s, char *id, size_t idsize)
 {
 	struct buffer received = { NULL, 0, 0 };
 	struct pending *pv;
-	char name[600];
+	char name[sizeof cfg.file_host + 160];
 	int i, np = 0, nremote = 0, r = 0, renamed = 0, saved = 0;
 
 	new_id(id, idsize);
@@ -1788,6 +1788,18 @@ fail:
 	return -1;
 }
 
+static void free_aliases(void)
+{
+	size_t i;
+	for (i = 0; i < cfg.naliases; i++) {
+		free(cfg.aliases[i].name);
+		free(cfg.aliases[i].members);
+	}
+	free(cfg.aliases);
+	cfg.aliases = NULL;
+	cfg.naliases = 0;
+}
+
 /* mkdir -p, for the mail root and the queue. */
 static int make_path(const char *path)
 {
@@ -2067,6 +2079,7 @@ int main(int argc, char **argv)
 		else if (errno != EINTR)
 			break;
 	}
+	free_aliases();
 	log_event(NULL, "stopped");
 	return 0;
 }

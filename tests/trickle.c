@@ -1,15 +1,16 @@
 /*
  * trickle.c - many slow clients at once, for the tests (not part of the MTA)
  *
- *   trickle [-n connections] [-i seconds] [-d seconds] host port
+ *   trickle [-n connections] [-i seconds] [-d seconds] [-l seconds] host port
  *
  * Opens n connections (default 200) as fast as it can, then sends one byte
  * of "NOOP\r\n" on each open connection every -i seconds (default 1), for
  * -d seconds in all (default 8), reading whatever the server says.  Then
  * prints one line:
- *   greeted=N refused=N refused_slow=N timed_out=N
+ *   greeted=N refused=N refused_late=N timed_out=N
  * greeted: the first reply was 220; refused: it was 421 4.3.2 (session
- * limit); refused_slow: of those, how many took over a second to come;
+ * limit); refused_late: of those, how many came -l seconds (default 3) or
+ * more after the connection, i.e. not at once but after waiting;
  * timed_out: a 421 4.4.2 arrived later (the server's timeout).
  */
 #ifndef _POSIX_C_SOURCE
@@ -40,12 +41,13 @@ int main(int argc, char **argv)
 {
 	static struct client cl[MAXC];
 	static struct pollfd pfd[MAXC];
-	int c, n = 200, interval = 1, duration = 8, i, greeted = 0, refused = 0, slow = 0, timed = 0;
+	int c, n = 200, interval = 1, duration = 8, late = 3, i, greeted = 0, refused = 0, slow = 0, timed = 0;
 	struct addrinfo hints, *ai;
 	double start, next_byte;
 
-	while ((c = getopt(argc, argv, "n:i:d:")) != -1) {
+	while ((c = getopt(argc, argv, "n:i:d:l:")) != -1) {
 		if (c == 'n') n = atoi(optarg);
+		else if (c == 'l') late = atoi(optarg);
 		else if (c == 'i') interval = atoi(optarg);
 		else if (c == 'd') duration = atoi(optarg);
 		else return 2;
@@ -95,7 +97,7 @@ int main(int argc, char **argv)
 				cl[i].answered = now();
 				if (cl[i].first == 421 && strncmp(buf, "421 4.3.2", 9) == 0) {
 					refused++;
-					slow += cl[i].answered - cl[i].opened > 1.0;
+					slow += cl[i].answered - cl[i].opened >= late;
 				} else if (cl[i].first == 220) {
 					greeted++;
 				}
@@ -115,6 +117,6 @@ int main(int argc, char **argv)
 	for (i = 0; i < n; i++)
 		if (cl[i].fd >= 0)
 			close(cl[i].fd);
-	printf("greeted=%d refused=%d refused_slow=%d timed_out=%d\n", greeted, refused, slow, timed);
+	printf("greeted=%d refused=%d refused_late=%d timed_out=%d\n", greeted, refused, slow, timed);
 	return 0;
 }

@@ -1,0 +1,43 @@
+/*
+ * fuzz_aliases.c - libFuzzer: smtpd's aliases file parser (/etc/aliases
+ * syntax: comments, continuation lines), then every alias expanded.
+ */
+#define main smtpd_main
+#include "../../smtpd.c"
+#undef main
+#include <stdint.h>
+
+static struct session *s;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	static char *args[] = { "smtpd", "-m", "/tmp/fuzz-aliases/mail", "-n", "fuzz.test", NULL };
+	(void)argc, (void)argv;
+	parse_options(5, args);
+	make_path("/tmp/fuzz-aliases/mail/alice");
+	s = calloc(1, sizeof *s);
+	s->dl.v = calloc(DELIVERY_MAX, sizeof *s->dl.v);
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	FILE *f = fopen("/tmp/fuzz-aliases/aliases", "w");
+	size_t i;
+
+	if (!f)
+		return 0;
+	fwrite(data, 1, size, f);
+	fclose(f);
+	free_aliases();
+	if (load_aliases("/tmp/fuzz-aliases/aliases") == 0)
+		for (i = 0; i < cfg.naliases; i++) {
+			struct expansion x;
+			memset(&x, 0, sizeof x);
+			s->dl.n = 0;
+			expand_local(s, cfg.aliases[i].name, "x@localhost", &s->dl, &x);
+		}
+	return 0;
+}
