@@ -8,7 +8,7 @@ CFLAGS  ?= -O2 -g
 WARN     = -std=c99 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -pedantic
 PREFIX  ?= /usr/local
 PROGS    = smtpd smtp_send
-HELPERS  = tests/chat tests/dnsd tests/fakesmtp tests/trickle
+HELPERS  = tests/chat tests/dnsd tests/fakesmtp tests/trickle tests/stress
 
 all: $(PROGS) $(HELPERS)
 
@@ -26,6 +26,9 @@ tests/fakesmtp: tests/fakesmtp.c
 
 tests/trickle: tests/trickle.c
 	$(CC) $(WARN) $(CFLAGS) -o $@ tests/trickle.c $(LDFLAGS)
+
+tests/stress: tests/stress.c
+	$(CC) $(WARN) $(CFLAGS) -o $@ tests/stress.c $(LDFLAGS)
 
 tests/chat: tests/chat.c
 	$(CC) $(WARN) $(CFLAGS) -o $@ tests/chat.c $(LDFLAGS)

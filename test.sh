@@ -329,7 +329,7 @@ t_pipelining() {
 zombies_of() {
 	local n=0 f
 	for f in /proc/[0-9]*/stat; do
-		read -r _ _ state ppid _ <"$f" 2>/dev/null || continue
+		read -r _ _ state ppid _ 2>/dev/null <"$f" || continue
 		[ "$ppid" = "$1" ] && [ "$state" = Z ] && n=$((n + 1))
 	done
 	echo $n
@@ -341,7 +341,7 @@ fd_list() {     # "fd target" lines of a process, from /proc
 children_of() {
 	local f pid ppid
 	for f in /proc/[0-9]*/stat; do
-		read -r pid _ _ ppid _ <"$f" 2>/dev/null || continue
+		read -r pid _ _ ppid _ 2>/dev/null <"$f" || continue
 		[ "$ppid" = "$1" ] && echo "$pid"
 	done
 }
@@ -1267,6 +1267,74 @@ t_resources() {
 	stop_pid "$SPID"
 }
 
+# ---- crash safety ---------------------------------------------------------------------
+
+# One child of a process, at random (Linux's /proc/PID/task/PID/children,
+# fast enough for a kill loop; the full /proc scan otherwise).
+random_child() {
+	local kids f=/proc/$1/task/$1/children
+	if [ -r "$f" ]; then kids=($(cat "$f" 2>/dev/null)); else kids=($(children_of "$1")); fi
+	[ ${#kids[@]} -gt 0 ] && echo "${kids[RANDOM % ${#kids[@]}]}"
+}
+
+t_crash() {
+	# 500 messages over as many connections while sessions and the server
+	# itself are killed with SIGKILL; the server is restarted each time.
+	start_smtpd crash -m mail
+	local d=$T/crash P=$PORT sender i child kills=0 restarts=0 out
+	mkdir -p "$d/mail/alice"
+	"$TOP/tests/stress" send -c 10 -n 50 127.0.0.1 "$P" alice@localhost "$d/acks" & sender=$!
+	PIDS+=("$sender")
+	for ((i = 0; i < 3000; i++)); do
+		alive "$sender" || break
+		sleep "0.00$((RANDOM % 5 + 1))"
+		if ((i % 6 == 5)); then
+			kill -KILL "$SPID"; wait "$SPID" 2>/dev/null
+			start_smtpd crash -m mail -p "$P"
+			restarts=$((restarts + 1))
+		elif child=$(random_child "$SPID"); then
+			kill -KILL "$child" 2>/dev/null && kills=$((kills + 1))
+		fi
+	done
+	wait "$sender"
+	stop_pid "$SPID"
+	out=$("$TOP/tests/stress" verify "$d/mail/alice" "$d/acks")
+	echo "       ($kills sessions and $restarts servers killed: $out)"
+	check "crash safety: every acknowledged message in new/ exactly once, whole; tmp/ only unacknowledged" \
+		"acked=500 missing=0 partial=0 duplicates=0 tmp_of_acked=0" \
+		"$(echo "$out" | grep -o 'acked=[0-9]* ' | head -n 1)$(echo "$out" | grep -o 'missing=[0-9]* partial=[0-9]* duplicates=[0-9]*') $(echo "$out" | grep -o 'tmp_of_acked=[0-9]*')"
+	check_true "crash safety: the test really killed sessions and servers" [ "$kills" -ge 3 -a "$restarts" -ge 1 ]
+
+	# The queue runner, killed mid-delivery again and again: no queued
+	# message is lost (a duplicate after a crash is allowed, and counted).
+	start_dnsd crashq <<<"$ZONE"
+	start_smtpd crashmx -a 127.0.0.2 -m mail -d example.org
+	local mx=$SPID runner entries
+	P=$PORT
+	mkdir -p "$T/crashmx/mail/alice"
+	start_smtpd crashsub -a 127.0.0.8 -p "$P" -m mail -q queue -d example.com
+	local sub=$SPID
+	"$TOP/tests/stress" send -c 4 -n 15 127.0.0.8 "$P" alice@example.org "$d/qacks"
+	entries=$(count_files "$T/crashsub/queue/entries")
+	kills=0
+	for ((i = 0; i < 12; i++)); do
+		"$SEND" -q "$T/crashsub/queue" -F -R "$DNS" -P "$P" -T 5 2>/dev/null & runner=$!
+		sleep "0.0$((RANDOM % 8 + 2))"
+		kill -KILL "$runner" 2>/dev/null && kills=$((kills + 1))
+		wait "$runner" 2>/dev/null
+	done
+	for ((i = 0; i < 5 && $(count_files "$T/crashsub/queue/entries") > 0; i++)); do
+		"$SEND" -q "$T/crashsub/queue" -F -R "$DNS" -P "$P" -T 5 2>/dev/null
+	done
+	out=$("$TOP/tests/stress" verify -d "$T/crashmx/mail/alice" "$d/qacks")
+	echo "       ($entries entries, runner killed $kills times: $out)"
+	check "queue runner killed mid-delivery: nothing lost, the queue drains" "60|missing=0 partial=0|0" \
+		"$entries|$(echo "$out" | grep -o 'missing=[0-9]* partial=[0-9]*')|$(count_files "$T/crashsub/queue/entries")"
+	stop_pid "$sub"
+	stop_pid "$mx"
+	stop_pid "$DPID"
+}
+
 # ---- valgrind on a representative subset ---------------------------------------------
 
 t_valgrind() {
@@ -1371,7 +1439,7 @@ if ! make -s all >"$T/make.log" 2>&1; then
 fi
 for t in build greeting defaults delivery body pipelining commands params mailboxes \
 	 literals relay aliases smuggling limits timeouts sessions storage disconnect \
-	 shutdown logs route send queue hostile flood resources valgrind demo lab notes; do
+	 shutdown logs route send queue hostile flood resources crash valgrind demo lab notes; do
 	if group "$t"; then "t_$t"; fi
 done
 echo "$pass passed, $fail failed"
