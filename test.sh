@@ -919,6 +919,7 @@ same.org         MX    10 b.same.org
 a.same.org       A     127.0.0.2
 b.same.org       A     127.0.0.3
 spoof.org        WRONGID
+side.org         WRONGPORT
 stall.org        MX    10 mx.stall.org
 mx.stall.org     A     127.0.0.9
 tempfail.org     MX    10 mx.tempfail.org
@@ -978,6 +979,9 @@ t_route() {
 	out=$("$SEND" -R "$DNS" -T 1 -M spoof.org 2>&1); rc=$?
 	check "an answer with the wrong id is ignored (then: timeout, 75)" "  DNS lookup of spoof.org MX failed: $DNS: no answer (timeout)|75" \
 		"$(echo "$out" | sed -n 2p)|$rc"
+	out=$("$SEND" -R "$DNS" -T 1 -M side.org 2>&1); rc=$?
+	check "an answer from the wrong port never arrives (then: timeout, 75)" "  DNS lookup of side.org MX failed: $DNS: no answer (timeout)|75|2" \
+		"$(echo "$out" | sed -n 2p)|$rc|$(grep -c 'query side.org 15 udp' "$T/route/dns.log")"
 	# a second server is asked when the first does not answer
 	start_server "$T/route/silent.log" "$TOP/tests/dnsd" -a 127.0.0.1 -p 0 <(printf 'example.org DROP\nmx1.example.org DROP\nmx2.example.org DROP\n')
 	local silent=127.0.0.1:$PORT silent_pid=$SPID

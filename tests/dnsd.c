@@ -20,6 +20,7 @@
  *   bad.org     MALFORMED ptrloop|counts|cutoff    a broken answer
  *   slow.org    DROP         no answer at all
  *   spoof.org   WRONGID      an answer with the wrong id, and nothing else
+ *   side.org    WRONGPORT    the right answer, but sent from another port
  * A name not in the file gets NXDOMAIN; a known name without records of
  * the asked type gets an empty answer (NODATA).
  */
@@ -40,7 +41,9 @@
 #include <unistd.h>
 
 enum { T_A = 1, T_CNAME = 5, T_MX = 15, T_AAAA = 28 };
-enum { B_NONE, B_SERVFAIL, B_TRUNCATE, B_MALFORMED, B_DROP, B_WRONGID };
+enum { B_NONE, B_SERVFAIL, B_TRUNCATE, B_MALFORMED, B_DROP, B_WRONGID, B_WRONGPORT };
+
+static int from_other_port;     /* set by answer() for B_WRONGPORT */
 
 struct record {
 	char name[256];
@@ -84,6 +87,7 @@ static int load_zone(const char *path)
 		else if (!strcasecmp(type, "TRUNCATE")) r->behaviour = B_TRUNCATE;
 		else if (!strcasecmp(type, "DROP")) r->behaviour = B_DROP;
 		else if (!strcasecmp(type, "WRONGID")) r->behaviour = B_WRONGID;
+		else if (!strcasecmp(type, "WRONGPORT")) r->behaviour = B_WRONGPORT;
 		else if (!strcasecmp(type, "MALFORMED") && n >= 3) {
 			r->behaviour = B_MALFORMED;
 			snprintf(r->how, sizeof r->how, "%.31s", a);
@@ -163,14 +167,15 @@ static size_t answer(const unsigned char *q, size_t qlen, unsigned char *m, int 
 		fprintf(stderr, "dnsd: query %s %u %s from %s -> dropped\n", name, type, tcp ? "tcp" : "udp", peer);
 		return 0;
 	}
+	from_other_port = (behaviour == B_WRONGPORT);
 	if (behaviour == B_WRONGID) {
 		m[0] ^= 0x5a;
 	} else if (behaviour == B_SERVFAIL) {
 		m[3] |= 2;
 	} else if (behaviour == B_TRUNCATE && !tcp) {
 		m[2] |= 0x02;                           /* TC: ask again over TCP */
-	} else if (!known) {
-		m[3] |= 3;                              /* NXDOMAIN */
+	} else if (!known || behaviour == B_WRONGPORT) {
+		m[3] |= (unsigned char)(known ? 0 : 3); /* NXDOMAIN, or an empty answer */
 	} else if (behaviour == B_MALFORMED) {
 		off = put16(m, off, 0xC00C);            /* owner: the question name */
 		off = put16(m, off, T_MX);
@@ -274,7 +279,7 @@ int main(int argc, char **argv)
 	socklen_t len = sizeof ss;
 	struct pollfd pfd[2];
 	char bound[16];
-	int c, one = 1;
+	int c, one = 1, other;
 
 	while ((c = getopt(argc, argv, "a:p:")) != -1) {
 		if (c == 'a') addr = optarg;
@@ -304,6 +309,7 @@ int main(int argc, char **argv)
 		perror("dnsd: tcp");
 		return 1;
 	}
+	other = socket(ai->ai_family, SOCK_DGRAM, 0);  /* for WRONGPORT: any other port */
 	freeaddrinfo(ai);
 	fprintf(stderr, "dnsd: listening addr=%s port=%s records=%d\n", addr, bound, nzone);
 	pfd[0].events = pfd[1].events = POLLIN;
@@ -323,7 +329,7 @@ int main(int argc, char **argv)
 				continue;
 			peer_text(&from, peer, sizeof peer);
 			if ((alen = answer(q, (size_t)n, m, 0, peer)) > 0)
-				sendto(pfd[0].fd, m, alen, 0, (struct sockaddr *)&from, flen);
+				sendto(from_other_port ? other : pfd[0].fd, m, alen, 0, (struct sockaddr *)&from, flen);
 		}
 	}
 }
