@@ -27,7 +27,7 @@ tests/fakesmtp: tests/fakesmtp.c
 tests/trickle: tests/trickle.c
 	$(CC) $(WARN) $(CFLAGS) -o $@ tests/trickle.c $(LDFLAGS)
 
-tests/stress: tests/stress.c
+tests/stress: tests/stress.c tests/client.h
 	$(CC) $(WARN) $(CFLAGS) -o $@ tests/stress.c $(LDFLAGS)
 
 tests/chat: tests/chat.c
@@ -45,7 +45,7 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	./tests/fuzz/fuzz.sh $(FUZZ_SECONDS)
 
-tests/bench: tests/bench.c
+tests/bench: tests/bench.c tests/client.h
 	$(CC) $(WARN) $(CFLAGS) -o $@ tests/bench.c $(LDFLAGS)
 
 # a mail's whole journey on a loopback internet, step by step

@@ -21,42 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int fd;
-static char buf[65536];
-static size_t have;
-
-/* Read until a whole reply has arrived (last line "NNN "); return its code. */
-static int reply(void)
-{
-	for (;;) {
-		char *line = buf, *nl;
-		while ((nl = memchr(line, '\n', have - (size_t)(line - buf)))) {
-			if (nl - line >= 4 && line[3] == ' ') {
-				int code = atoi(line);
-				have -= (size_t)(nl + 1 - buf);
-				memmove(buf, nl + 1, have);
-				return code;
-			}
-			line = nl + 1;
-		}
-		ssize_t n = read(fd, buf + have, sizeof buf - have);
-		if (n <= 0)
-			return -1;
-		have += (size_t)n;
-	}
-}
-
-static int put(const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
+#include "client.h"
 
 static int open_session(const struct addrinfo *ai)
 {

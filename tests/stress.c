@@ -47,42 +47,7 @@ static int make_message(const char *id, char *out, size_t size)
 	return (int)n;
 }
 
-static int fd;
-static char in[8192];
-static size_t have;
-
-static int reply(void)
-{
-	for (;;) {
-		char *line = in, *nl;
-		while ((nl = memchr(line, '\n', have - (size_t)(line - in)))) {
-			if (nl - line >= 4 && line[3] == ' ') {
-				int code = atoi(line);
-				have -= (size_t)(nl + 1 - in);
-				memmove(in, nl + 1, have);
-				return code;
-			}
-			line = nl + 1;
-		}
-		struct pollfd p = { fd, POLLIN, 0 };
-		ssize_t r;
-		if (poll(&p, 1, 10000) <= 0 || (r = read(fd, in + have, sizeof in - have)) <= 0)
-			return -1;
-		have += (size_t)r;
-	}
-}
-
-static int put(const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
+#include "client.h"
 
 /* One attempt: connect, EHLO, MAIL, RCPT, DATA, message, ".".  1: acked. */
 static int attempt(const struct addrinfo *ai, const char *rcpt, const char *id)
@@ -203,14 +168,45 @@ static int read_message(const char *path, char id[64], int *whole)
 	return 0;
 }
 
+/* Every file of maildir/sub: counted in *files; in new/ (partial set)
+ * a file must hold a whole message, whose id is counted as stored; in
+ * tmp/ (partial NULL) the file must not be an acknowledged message. */
+static void scan(const char *maildir, const char *sub, int *files, int *partial, int *tmp_of_acked)
+{
+	char path[4096], id[64];
+	struct dirent *de;
+	struct seen *s;
+	int whole;
+	DIR *d;
+
+	snprintf(path, sizeof path, "%s/%s", maildir, sub);
+	if (!(d = opendir(path)))
+		return;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "%s/%s/%s", maildir, sub, de->d_name);
+		(*files)++;
+		if (read_message(path, id, &whole) < 0 || (partial && !whole)) {
+			if (partial)
+				(*partial)++;
+			fprintf(stderr, "stress: partial or foreign file: %s\n", path);
+		} else if (partial) {
+			find(id, 1)->in_new++;
+		} else if (id[0] && (s = find(id, 0)) && s->acked) {
+			(*tmp_of_acked)++;
+			fprintf(stderr, "stress: tmp/ holds acknowledged %s\n", id);
+		}
+	}
+	closedir(d);
+}
+
 static int do_verify(int argc, char **argv)
 {
 	int dup_ok = 0, c, acked = 0, stored = 0, partial = 0, unacked_stored = 0, dups = 0;
 	int missing = 0, too_many = 0, tmp_left = 0, tmp_of_acked = 0, i;
-	char path[4096], line[128];
-	struct dirent *de;
+	char line[128];
 	FILE *f;
-	DIR *d;
 
 	while ((c = getopt(argc, argv, "d")) != -1)
 		dup_ok = (c == 'd');
@@ -222,43 +218,8 @@ static int do_verify(int argc, char **argv)
 			find(line, 0)->acked = 1, acked++;
 	}
 	fclose(f);
-	snprintf(path, sizeof path, "%s/new", argv[optind]);
-	if ((d = opendir(path))) {
-		while ((de = readdir(d))) {
-			char id[64];
-			int whole;
-			struct seen *s;
-			if (de->d_name[0] == '.')
-				continue;
-			snprintf(path, sizeof path, "%s/new/%s", argv[optind], de->d_name);
-			stored++;
-			if (read_message(path, id, &whole) < 0 || !whole) {
-				partial++;
-				fprintf(stderr, "stress: partial or foreign file in new/: %s\n", path);
-				continue;
-			}
-			s = find(id, 1);
-			s->in_new++;
-		}
-		closedir(d);
-	}
-	snprintf(path, sizeof path, "%s/tmp", argv[optind]);
-	if ((d = opendir(path))) {
-		while ((de = readdir(d))) {
-			char id[64];
-			int whole;
-			struct seen *s;
-			if (de->d_name[0] == '.')
-				continue;
-			snprintf(path, sizeof path, "%s/tmp/%s", argv[optind], de->d_name);
-			tmp_left++;
-			if (read_message(path, id, &whole) == 0 && id[0] && (s = find(id, 0)) && s->acked) {
-				tmp_of_acked++;
-				fprintf(stderr, "stress: tmp/ holds acknowledged %s\n", id);
-			}
-		}
-		closedir(d);
-	}
+	scan(argv[optind], "new", &stored, &partial, &tmp_of_acked);
+	scan(argv[optind], "tmp", &tmp_left, NULL, &tmp_of_acked);
 	for (i = 0; i < nids; i++) {
 		if (ids[i].acked && ids[i].in_new == 0) {
 			missing++;
