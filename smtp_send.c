@@ -1413,12 +1413,12 @@ static void normalize_newlines(struct buffer *m)
  * line that starts with a dot.  The final "." is sent separately. */
 static void make_wire(const char *m, size_t len, struct job *j)
 {
-	const char *p = m, *end = m + len;
+	const char *p = m, *end = m ? m + len : NULL;
 
 	j->wire.len = 0;
 	j->size = 0;
 	j->eightbit = 0;
-	while (p < end) {
+	while (p && p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p), i;
 		if (*p == '.')

@@ -1262,9 +1262,12 @@ static int read_data(struct session *s, int *bare, int *too_big)
 /* RFC 5321 6.3: count Received: lines in the header to spot mail loops. */
 static int count_hops(const struct buffer *m)
 {
-	const char *p = m->data, *end = m->data + m->len;
+	const char *p = m->data, *end;
 	int hops = 0;
 
+	if (!p)                                 /* an empty first message: no buffer yet */
+		return 0;
+	end = p + m->len;
 	while (p && p < end && *p != '\n') {    /* the header ends at an empty line */
 		if (end - p >= 9 && strncasecmp(p, "Received:", 9) == 0)
 			hops++;
@@ -1278,7 +1281,7 @@ static int count_hops(const struct buffer *m)
 /* With -v, show the message as it crossed the wire (dots stuffed again). */
 static void log_message(const struct session *s)
 {
-	const char *p = s->msg.data, *end = s->msg.data + s->msg.len;
+	const char *p = s->msg.data, *end = p ? p + s->msg.len : NULL;
 
 	while (p && p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));

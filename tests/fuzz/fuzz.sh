@@ -35,16 +35,16 @@ for t in $TARGETS; do
 		failed=1
 		continue
 	fi
-	mkdir -p "$out/corpus-$t"
-	rm -f "$out"/crash-* "$out"/leak-* "$out"/timeout-* "$out"/oom-*
+	mkdir -p "$out/corpus-$t" "$out/artifacts-$t"
+	rm -f "$out/artifacts-$t"/*
 	"$out/fuzz_$t" -max_total_time="$SECONDS_EACH" -max_len=4096 -timeout=10 -close_fd_mask=2 \
-		-print_final_stats=1 -artifact_prefix="$out/" "$out/corpus-$t" "seeds/$t" >"$out/$t.log" 2>&1
+		-print_final_stats=1 -artifact_prefix="$out/artifacts-$t/" "$out/corpus-$t" "seeds/$t" >"$out/$t.log" 2>&1
 	rc=$?
 	echo "fuzz: $t: $(grep -o 'stat::number_of_executed_units: *[0-9]*' "$out/$t.log" | grep -o '[0-9]*$') runs" \
 	     "in ${SECONDS_EACH}s, $(grep -o 'cov: [0-9]*' "$out/$t.log" | tail -n 1), exit $rc"
 	if [ "$rc" != 0 ]; then
 		failed=1
-		for a in "$out"/crash-* "$out"/leak-* "$out"/timeout-* "$out"/oom-*; do
+		for a in "$out/artifacts-$t"/*; do
 			[ -e "$a" ] || continue
 			echo "fuzz: $t: failing input $a; the report:"
 			"$out/fuzz_$t" "$a" 2>&1 | tail -n 40
