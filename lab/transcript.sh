@@ -17,7 +17,7 @@ mkdir -p "$dir/mail/bob"
 (cd "$dir" && exec "$TOP/smtpd" -v -p 0 -n mx.example.net -d example.net -m mail) 2>"$dir/log" &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
-for ((i = 0; i < 200; i++)); do grep -q listening "$dir/log" && break; sleep 0.05; done
+for ((i = 0; i < 200; i++)); do grep -qs listening "$dir/log" && break; sleep 0.05; done
 port=$(sed -n 's/.*listening.* port=\([0-9]*\).*/\1/p' "$dir/log")
 sed 's/$/\r/' <<'SESSION' | "$TOP/tests/chat" -l 127.0.0.1 "$port" >/dev/null
 EHLO client.example.org

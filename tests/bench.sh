@@ -9,7 +9,7 @@ mkdir -p "$dir/mail/bench"
 (cd "$dir" && exec "$OLDPWD/smtpd" -p 0 -n bench.test -c 40 -m mail) 2>"$dir/log" &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
-for i in $(seq 1 100); do grep -q listening "$dir/log" && break; sleep 0.05; done
+for i in $(seq 1 100); do grep -qs listening "$dir/log" && break; sleep 0.05; done
 port=$(sed -n 's/.*port=\([0-9]*\).*/\1/p' "$dir/log")
 ./tests/bench -c 20 -n ${BENCH_N:-50} 127.0.0.1 "$port" bench@localhost
 ./tests/bench -c 20 -n ${BENCH_N:-50} -r 127.0.0.1 "$port" bench@localhost

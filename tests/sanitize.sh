@@ -5,13 +5,16 @@
 # report fails the run.  The normal build is restored afterwards.
 set -u
 cd "$(dirname "$0")/.." || exit 1
-CC=${CC:-cc}
+# clang when there is one: its UBSan also checks pointer arithmetic (NULL + 0)
+CC=${CC:-$(command -v clang >/dev/null && echo clang || echo cc)}
 logs=$(mktemp -d "${TMPDIR:-/tmp}/sanitize.XXXXXX") || exit 1
 make -s clean
 if ! make -s CC="$CC" CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" all; then
 	echo "sanitize: build failed"
 	exit 1
 fi
+# valgrind cannot run sanitized programs: the valgrind group is skipped
+SANITIZED=1 \
 ASAN_OPTIONS="log_path=$logs/asan:detect_leaks=1" \
 UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1" \
 	./test.sh "$@"
