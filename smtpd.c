@@ -396,7 +396,7 @@ static const char *parse_domain(const char *p, char *out, int *literal)
 				return NULL;
 			out[n++] = *p++;
 		} while (*p && *p != ']' && *p != '[' && *p != '\\' && (unsigned char)*p > 32 && (unsigned char)*p < 127);
-		if (*p != ']' || n < 2)
+		if (*p != ']' || n < 2 || n >= DOMAIN_MAX)     /* room for ']' and NUL */
 			return NULL;
 		out[n++] = *p++;
 		out[n] = '\0';
