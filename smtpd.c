@@ -187,6 +187,39 @@ static void log_event(const struct session *s, const char *fmt, ...)
 		fprintf(stderr, "smtpd: %s\n", line);
 }
 
+/* ---- A growable buffer: the message, queue entries, long replies ------- */
+
+static int buffer_add(struct buffer *b, const char *p, size_t n)
+{
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 65536;
+		char *d;
+		while (cap < b->len + n)
+			cap *= 2;
+		if (!(d = realloc(b->data, cap)))
+			return -1;
+		b->data = d;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+static int buffer_printf(struct buffer *b, const char *fmt, ...)
+{
+	char text[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof text)
+		return -1;
+	return buffer_add(b, text, (size_t)n);
+}
+
 /* ---- Output: replies are buffered and flushed before we block on input --- */
 
 static void write_all(struct session *s, const char *p, size_t n)
@@ -232,9 +265,17 @@ static void vreply(struct session *s, int code, const char *esc,
 		   const char *fmt, va_list ap)
 {
 	char text[4096], line[1100];
-	char *p = text, *nl;
+	char *p = text, *nl, *big = NULL;
+	va_list again;
+	int n;
 
-	vsnprintf(text, sizeof text, fmt, ap);
+	va_copy(again, ap);
+	n = vsnprintf(text, sizeof text, fmt, ap);
+	if (n >= (int)sizeof text && (big = malloc((size_t)n + 1))) {   /* a long EXPN */
+		vsnprintf(big, (size_t)n + 1, fmt, again);
+		p = big;
+	}
+	va_end(again);
 	for (;;) {
 		int n;
 		nl = strchr(p, '\n');
@@ -251,6 +292,7 @@ static void vreply(struct session *s, int code, const char *esc,
 			break;
 		p = nl + 1;
 	}
+	free(big);
 }
 
 static void reply(struct session *s, int code, const char *esc, const char *fmt, ...)
@@ -1103,14 +1145,14 @@ static void cmd_expn(struct session *s, char *arg)
 	else if (!local || dl.n == 0)
 		reply(s, 550, "5.1.1", "No such local alias or user");
 	else {
-		size_t size = (size_t)dl.n * (PATH_LEN + 4);
-		if ((text.data = malloc(size))) {
-			for (i = 0; i < dl.n; i++)
-				text.len += (size_t)snprintf(text.data + text.len, size - text.len,
-							     "%s<%s>", i ? "\n" : "", dl.v[i].rcpt);
-			reply(s, 250, "2.1.5", "%s", text.data);
-			free(text.data);
-		}
+		for (i = 0; i < dl.n; i++)
+			if (buffer_printf(&text, "%s<%s>", i ? "\n" : "", dl.v[i].rcpt) < 0)
+				break;
+		if (i == dl.n)
+			reply(s, 250, "2.1.5", "%.*s", (int)text.len, text.data);
+		else
+			reply(s, 451, "4.3.0", "Out of memory");
+		free(text.data);
 	}
 	free(dl.v);
 }
@@ -1142,37 +1184,6 @@ static void cmd_unsupported(struct session *s, char *arg)
 }
 
 /* ---- DATA ---------------------------------------------------------------- */
-
-static int buffer_add(struct buffer *b, const char *p, size_t n)
-{
-	if (b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 65536;
-		char *d;
-		while (cap < b->len + n)
-			cap *= 2;
-		if (!(d = realloc(b->data, cap)))
-			return -1;
-		b->data = d;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
-	return 0;
-}
-
-static int buffer_printf(struct buffer *b, const char *fmt, ...)
-{
-	char text[1024];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(text, sizeof text, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof text)
-		return -1;
-	return buffer_add(b, text, (size_t)n);
-}
 
 /* Keep one byte of the message, unless it is already too big (then we
  * still read to the end, and answer 552 there: RFC 5321 4.5.3.1.10). */

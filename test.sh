@@ -653,7 +653,7 @@ body" "$(sed -E -e 's/^(arrival|next) [0-9]+$/\1 N/' -e 's/; [A-Z][a-z]{2}, .*/;
 }
 
 t_aliases() {
-	local d=$T/alias out
+	local d=$T/alias out i
 	mkdir -p "$d/mail/alice" "$d/mail/bob" "$d/mail/carol"
 	cat >"$d/aliases" <<'A'
 # a comment line
@@ -691,6 +691,16 @@ A
 		"$(count_files "$d/mail/alice/new") $(count_files "$d/mail/bob/new") $(count_files "$d/mail/carol/new") $(grep -h '^rcpt' "$d"/queue/entries/*) $([ -d "$d/mail/postmaster" ] && echo yes || echo no)"
 	check "Delivered-To names the member" "Delivered-To: carol@localhost" \
 		"$(sed -n 2p "$(ls "$d"/mail/carol/new/* | head -n 1)")"
+	stop_pid "$SPID"
+
+	# an alias of 30 long remote addresses: a reply of about 7 KB, whole
+	local long
+	long=$(printf 'a%.0s' $(seq 60)).$(printf 'b%.0s' $(seq 60)).$(printf 'c%.0s' $(seq 60)).example
+	{ printf 'big: '; for i in $(seq 1 30); do printf '%s%d@%s' "${i:+, }" "$i" "$long"; done | sed 's/^, //'; echo; } >"$d/aliases.big"
+	start_smtpd alias3 -m mail -x "$d/aliases.big" -V
+	out=$(printf 'EXPN big\nQUIT\n' | smtp "$PORT" -l | tr -d '\r')
+	check "EXPN of a long list (7 KB): every member, one line each" "30|29|250 2.1.5 <30@$long>" \
+		"$(echo "$out" | grep -c "@$long>")|$(echo "$out" | grep -c '^250-2.1.5 <')|$(echo "$out" | grep '^250 2.1.5')"
 	stop_pid "$SPID"
 
 	start_smtpd alias2 -m mail
