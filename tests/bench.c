@@ -43,7 +43,7 @@ static int one_message(const char *cmds, const char *body)
 int main(int argc, char **argv)
 {
 	int c, clients = 20, per = 50, size = 4096, reuse = 0, i, failed = 0;
-	struct addrinfo hints, *ai;
+	struct addrinfo *ai;
 	struct timespec t0, t1;
 	char cmds[512], *body;
 
@@ -56,10 +56,7 @@ int main(int argc, char **argv)
 	}
 	if (argc - optind != 3)
 		return 2;
-	memset(&hints, 0, sizeof hints);
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-	if (getaddrinfo(argv[optind], argv[optind + 1], &hints, &ai) != 0)
+	if (!(ai = numeric_address(argv[optind], argv[optind + 1])))
 		return 2;
 	snprintf(cmds, sizeof cmds, "MAIL FROM:<bench@example.com>\r\nRCPT TO:<%s>\r\nDATA\r\n", argv[optind + 2]);
 	body = malloc((size_t)size + 64);

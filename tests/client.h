@@ -3,6 +3,8 @@
  * tests/stress.c share: read one whole reply, write all bytes.
  * One connection per process (fd, in, have are per process).
  */
+#include <sys/socket.h>
+#include <netdb.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,4 +48,15 @@ static int put(const char *p, size_t n)
 		n -= (size_t)w;
 	}
 	return 0;
+}
+
+/* host and port as written (numbers only: the tests never ask DNS). */
+static struct addrinfo *numeric_address(const char *host, const char *port)
+{
+	struct addrinfo hints, *ai;
+
+	memset(&hints, 0, sizeof hints);
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+	return getaddrinfo(host, port, &hints, &ai) == 0 ? ai : NULL;
 }

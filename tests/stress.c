@@ -82,7 +82,7 @@ static int attempt(const struct addrinfo *ai, const char *rcpt, const char *id)
 static int do_send(int argc, char **argv)
 {
 	int c, clients = 10, per = 30, i;
-	struct addrinfo hints, *ai;
+	struct addrinfo *ai;
 
 	while ((c = getopt(argc, argv, "c:n:")) != -1) {
 		if (c == 'c') clients = atoi(optarg);
@@ -91,10 +91,7 @@ static int do_send(int argc, char **argv)
 	}
 	if (argc - optind != 4)
 		return 2;
-	memset(&hints, 0, sizeof hints);
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-	if (getaddrinfo(argv[optind], argv[optind + 1], &hints, &ai) != 0)
+	if (!(ai = numeric_address(argv[optind], argv[optind + 1])))
 		return 2;
 	for (i = 0; i < clients; i++)
 		if (fork() == 0) {
