@@ -21,6 +21,9 @@
  *   slow.org    DROP         no answer at all
  *   spoof.org   WRONGID      an answer with the wrong id, and nothing else
  *   side.org    WRONGPORT    the right answer, but sent from another port
+ *   nil.org     TCPEMPTY     over UDP only the TC bit; over TCP a length of 0
+ * Names may hold "\DDD" (a byte in decimal) and "\." as in zone files,
+ * to serve names with odd bytes: bad\001name.example.org.
  * A name not in the file gets NXDOMAIN; a known name without records of
  * the asked type gets an empty answer (NODATA).
  */
@@ -31,6 +34,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -41,7 +45,7 @@
 #include <unistd.h>
 
 enum { T_A = 1, T_CNAME = 5, T_MX = 15, T_AAAA = 28 };
-enum { B_NONE, B_SERVFAIL, B_TRUNCATE, B_MALFORMED, B_DROP, B_WRONGID, B_WRONGPORT };
+enum { B_NONE, B_SERVFAIL, B_TRUNCATE, B_MALFORMED, B_DROP, B_WRONGID, B_WRONGPORT, B_TCPEMPTY };
 
 static int from_other_port;     /* set by answer() for B_WRONGPORT */
 
@@ -88,6 +92,7 @@ static int load_zone(const char *path)
 		else if (!strcasecmp(type, "DROP")) r->behaviour = B_DROP;
 		else if (!strcasecmp(type, "WRONGID")) r->behaviour = B_WRONGID;
 		else if (!strcasecmp(type, "WRONGPORT")) r->behaviour = B_WRONGPORT;
+		else if (!strcasecmp(type, "TCPEMPTY")) r->behaviour = B_TCPEMPTY;
 		else if (!strcasecmp(type, "MALFORMED") && n >= 3) {
 			r->behaviour = B_MALFORMED;
 			snprintf(r->how, sizeof r->how, "%.31s", a);
@@ -101,14 +106,25 @@ static int load_zone(const char *path)
 	return 0;
 }
 
+/* A name as labels; "\DDD" (a decimal byte) and "\X" (X itself, "\." a
+ * dot inside a label) as in zone files, RFC 1035 5.1: for odd names. */
 static size_t put_name(unsigned char *m, size_t off, const char *name)
 {
 	while (*name) {
-		size_t len = strcspn(name, ".");
-		m[off++] = (unsigned char)len;
-		memcpy(m + off, name, len);
-		off += len;
-		name += len;
+		size_t len_at = off++, n = 0;
+		while (*name && *name != '.' && n < 63) {
+			if (name[0] == '\\' && isdigit((unsigned char)name[1]) && isdigit((unsigned char)name[2]) &&
+			    isdigit((unsigned char)name[3])) {
+				m[off++] = (unsigned char)atoi((char[]){ name[1], name[2], name[3], 0 });
+				name += 4;
+			} else {
+				if (name[0] == '\\' && name[1])
+					name++;
+				m[off++] = (unsigned char)*name++;
+			}
+			n++;
+		}
+		m[len_at] = (unsigned char)n;
 		if (*name == '.')
 			name++;
 	}
@@ -172,8 +188,11 @@ static size_t answer(const unsigned char *q, size_t qlen, unsigned char *m, int 
 		m[0] ^= 0x5a;
 	} else if (behaviour == B_SERVFAIL) {
 		m[3] |= 2;
-	} else if (behaviour == B_TRUNCATE && !tcp) {
+	} else if ((behaviour == B_TRUNCATE || behaviour == B_TCPEMPTY) && !tcp) {
 		m[2] |= 0x02;                           /* TC: ask again over TCP */
+	} else if (behaviour == B_TCPEMPTY) {
+		fprintf(stderr, "dnsd: query %s %u tcp from %s -> an empty answer\n", name, type, peer);
+		return (size_t)-1;                      /* serve_tcp: length 0 */
 	} else if (!known || behaviour == B_WRONGPORT) {
 		m[3] |= (unsigned char)(known ? 0 : 3); /* NXDOMAIN, or an empty answer */
 	} else if (behaviour == B_MALFORMED) {
@@ -264,6 +283,8 @@ static void serve_tcp(int lfd)
 			want = 2 + ((size_t)q[0] << 8 | q[1]);
 	}
 	if (have == want && want > 2 && (n = answer(q + 2, want - 2, m + 2, 1, peer)) > 0) {
+		if (n == (size_t)-1)
+			n = 0;                          /* TCPEMPTY: a length of 0 */
 		put16(m, 0, (unsigned)n);
 		if (write(fd, m, n + 2) < 0)
 			perror("dnsd: write");
@@ -279,7 +300,7 @@ int main(int argc, char **argv)
 	socklen_t len = sizeof ss;
 	struct pollfd pfd[2];
 	char bound[16];
-	int c, one = 1, other;
+	int c, one = 1, other, tries;
 
 	while ((c = getopt(argc, argv, "a:p:")) != -1) {
 		if (c == 'a') addr = optarg;
@@ -295,20 +316,29 @@ int main(int argc, char **argv)
 	hints.ai_socktype = SOCK_DGRAM;
 	if (getaddrinfo(addr, port, &hints, &ai) != 0)
 		return 2;
-	pfd[0].fd = socket(ai->ai_family, SOCK_DGRAM, 0);
-	if (pfd[0].fd < 0 || bind(pfd[0].fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
-	    getsockname(pfd[0].fd, (struct sockaddr *)&ss, &len) < 0) {
-		perror("dnsd: udp");
-		return 1;
+	/* UDP on the port asked for (0: a free one), TCP on the same number.
+	 * A free UDP port may be taken for TCP by another program: with -p 0
+	 * try other ports, at most 50 times. */
+	for (tries = 0;; tries++) {
+		len = sizeof ss;
+		pfd[0].fd = socket(ai->ai_family, SOCK_DGRAM, 0);
+		if (pfd[0].fd < 0 || bind(pfd[0].fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+		    getsockname(pfd[0].fd, (struct sockaddr *)&ss, &len) < 0) {
+			perror("dnsd: udp");
+			return 1;
+		}
+		pfd[1].fd = socket(ai->ai_family, SOCK_STREAM, 0);
+		setsockopt(pfd[1].fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (pfd[1].fd >= 0 && bind(pfd[1].fd, (struct sockaddr *)&ss, len) == 0 && listen(pfd[1].fd, 16) == 0)
+			break;
+		if (strcmp(port, "0") != 0 || errno != EADDRINUSE || tries == 50) {
+			perror("dnsd: tcp");
+			return 1;
+		}
+		close(pfd[0].fd);
+		close(pfd[1].fd);
 	}
 	getnameinfo((struct sockaddr *)&ss, len, NULL, 0, bound, sizeof bound, NI_NUMERICSERV);
-	/* TCP on the same port number as UDP */
-	pfd[1].fd = socket(ai->ai_family, SOCK_STREAM, 0);
-	setsockopt(pfd[1].fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (pfd[1].fd < 0 || bind(pfd[1].fd, (struct sockaddr *)&ss, len) < 0 || listen(pfd[1].fd, 16) < 0) {
-		perror("dnsd: tcp");
-		return 1;
-	}
 	other = socket(ai->ai_family, SOCK_DGRAM, 0);  /* for WRONGPORT: any other port */
 	freeaddrinfo(ai);
 	fprintf(stderr, "dnsd: listening addr=%s port=%s records=%d\n", addr, bound, nzone);
