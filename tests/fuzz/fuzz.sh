@@ -14,7 +14,7 @@ set -u
 cd "$(dirname "$0")" || exit 1
 SECONDS_EACH=${1:-60}
 shift 2>/dev/null
-TARGETS=${*:-session smtpd_address aliases dns reply send_address headers queue_entry}
+TARGETS=${*:-session smtpd_address aliases dns reply ehlo send_address headers queue_entry}
 CC=${FUZZ_CC:-clang}
 out=${FUZZ_DIR:-${TMPDIR:-/tmp}/smtp-fuzz}
 mkdir -p "$out"
