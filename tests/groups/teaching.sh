@@ -170,4 +170,16 @@ t_notes() {
 	want=$(./lab/ladder.sh -n "$T/demo")
 	have=$(sed -n '/<!-- ladder:begin -->/,/<!-- ladder:end -->/p' NOTES.md | sed -e '1,2d' -e '$d' | sed '$d')
 	check "NOTES.md Part 3 holds the ladder the demo draws today (lab/ladder.sh --demo --update)" "$want" "$have"
+
+	# the guide a Chinese-speaking class can follow (issue 11, point 4)
+	check "NOTES: Parts 1 and 6 and their sections have bilingual headings" "" \
+		"$(awk '/^## Part 1:/ { on = 1 } /^## Part 2:/ { on = 0 } /^## Part 6:/ { on = 1 } /^## Part 7:/ { on = 0 }
+			on && /^##/ && !/ \/ .*[^ -~]/ { print }' NOTES.md)"
+	check "NOTES: each of the ten points has its 中文要点" "10" \
+		"$(sed -n '/^## Part 1:/,/^## Part 2:/p' NOTES.md | grep -c '^中文要点：')"
+	check "NOTES: the three differences from the handout, in both languages" "3|3" \
+		"$(sed -n '/^### Where this project differs from the course handout/,/^## Part 2:/p' NOTES.md | grep -c '^[123]\. \*\*')|$(sed -n '/^### Where this project differs/,/^## Part 2:/p' NOTES.md | grep -c '^   讲义')"
+	check "NOTES: the glossary has the terms issue 11 asks for" "" \
+		"$(for term in 规范名称记录 邮件别名 信封发件人 信头发件人 信封收件人 信头收件人 智能主机 回车换行 '会话 / 事务' 扩展 中继主机 守护进程 后台程序 返回路径 邮件列表; do
+			sed -n '/^## Part 5:/,/^## Part 6:/p' NOTES.md | grep -q "^| .*| .*$term" || echo "missing: $term"; done)"
 }
