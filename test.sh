@@ -164,7 +164,7 @@ children_of() {
 
 # ---- run -------------------------------------------------------------------------
 
-for f in session addresses limits send resilience teaching exercises; do
+for f in session addresses limits send resilience teaching exercises graders; do
 	# shellcheck source=/dev/null
 	. "$TOP/tests/groups/$f.sh"
 done
