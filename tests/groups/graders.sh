@@ -68,8 +68,8 @@ t_starttls() {
 	check "starttls: the message sent over TLS is stored" "1|secret" \
 		"$(count_files "$dir/mail/bob/new")|$(bodies "$dir/mail/bob" | grep secret)"
 	out=$(printf 'EHLO c.test\nMAIL FROM:<a@c.test>\nRCPT TO:<bob@example.net>\nDATA\nSubject: plain\n\nplain\n.\nQUIT\n' |
-		smtp "$PORT" | codes | tr '\n' ' ')
-	check "starttls: a plain session still works" "220 250- 250- 250- 250- 250- 250- 250 250 250 354 250 221 |2" \
+		smtp "$PORT" | codes | grep -v -- - | tr '\n' ' ')
+	check "starttls: a plain session still works" "220 250 250 250 354 250 221 |2" \
 		"$out|$(count_files "$dir/mail/bob/new")"
 }
 
