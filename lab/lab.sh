@@ -54,19 +54,20 @@ running() { local p; p=$(pid_of "$1") && [ -n "$p" ] && live "$p"; }
 smtp_port() { cat "$RUN/port" 2>/dev/null || echo "$PORT"; }
 dns_addr() { echo "127.0.0.1:$(cat "$RUN/dns/port" 2>/dev/null || echo "$DNS_PORT")"; }
 
-# Wait for "listening ... port=N" in a log, at most 10 s; print N.
+# Wait for "listening ... port=N" in a log, after its first SKIP lines
+# (a restarted host appends to its log), at most 10 s; print N.
 wait_listening() {
-	local log=$1 pid=$2 what=$3 i
+	local log=$1 pid=$2 what=$3 skip=${4:-0} i
 	for ((i = 0; i < 200; i++)); do
-		if grep -q listening "$log" 2>/dev/null; then
-			sed -n 's/.*listening.* port=\([0-9]*\).*/\1/p' "$log" | head -n 1
+		if tail -n +"$((skip + 1))" "$log" 2>/dev/null | grep -q listening; then
+			tail -n +"$((skip + 1))" "$log" | sed -n 's/.*listening.* port=\([0-9]*\).*/\1/p' | head -n 1
 			return 0
 		fi
 		live "$pid" || break
 		sleep 0.05
 	done
 	echo "lab: $what did not start; it said:" >&2
-	sed 's/^/    /' "$log" >&2
+	tail -n +"$((skip + 1))" "$log" | sed 's/^/    /' >&2
 	return 1
 }
 
@@ -80,21 +81,23 @@ start_dns() {
 
 # start_host HOST [smtpd options...]
 start_host() {
-	local h=$1 dir=$RUN/$1 u port
+	local h=$1 dir=$RUN/$1 u port skip
 	shift
 	running "$h" && return 0
 	mkdir -p "$dir"
 	port=$(smtp_port)
+	# a restart appends to the log, so lab/ladder.sh still sees the sessions before it
+	skip=$(cat "$dir/log" 2>/dev/null | wc -l)
 	if [ "$h" = old ]; then
-		"$TOP/tests/fakesmtp" -a "$(addr_of old)" -p "$port" heloonly </dev/null >/dev/null 2>"$dir/log" &
+		"$TOP/tests/fakesmtp" -a "$(addr_of old)" -p "$port" heloonly </dev/null >/dev/null 2>>"$dir/log" &
 	else
 		for u in $(users_of "$h"); do mkdir -p "$dir/mail/$u"; done
 		# shellcheck disable=SC2046
 		(cd "$dir" && exec "$TOP/smtpd" -a "$(addr_of "$h")" -p "$port" -n "$(name_of "$h")" \
-			-m mail -q queue $(domains_of "$h") -v "$@") </dev/null >/dev/null 2>"$dir/log" &
+			-m mail -q queue $(domains_of "$h") -v "$@") </dev/null >/dev/null 2>>"$dir/log" &
 	fi
 	echo $! >"$dir/pid"
-	port=$(wait_listening "$dir/log" $! "$(name_of "$h")") || return 1
+	port=$(wait_listening "$dir/log" $! "$(name_of "$h")" "$skip") || return 1
 	[ -f "$RUN/port" ] || echo "$port" >"$RUN/port"
 }
 

@@ -19,9 +19,9 @@
 # between 354 and the final ".") is one arrow.
 #
 # Where it reads from, all written by the lab:
-#   lab-dir/client/*.log  smtp_send -v output, in name order (the demo and
-#                         lab/exercise.sh keep theirs there; keep your own
-#                         with  ... 2>&1 | tee lab/run/client/NAME.log).
+#   lab-dir/client/*.log  smtp_send -v output, in name order (the demo
+#                         keeps its there; keep your own with
+#                         ... 2>&1 | tee lab/run/client/NAME.log).
 #                         They alone show DNS questions, refused
 #                         connections and pipelined batches.
 #   lab-dir/HOST/log      smtpd -v logs of mail, mx1 and mx2: every session
@@ -108,6 +108,11 @@ function row(from, to, kind, label, gutter,    i, s, a, b, x, ch) {
 		for (x = a + 1; x < b; x++) ch[x] = "-"
 		if (from < to) ch[b - 1] = (kind == "refused") ? "X" : ">"
 		else ch[a + 1] = (kind == "refused") ? "X" : "<"
+	}
+	if (from >= 0 && from == to) {           # a host talking to itself
+		a = from * W + L
+		ch[a + 1] = "-"; ch[a + 2] = "-"; ch[a + 3] = "."
+		label = label " (to itself)"
 	}
 	s = ""
 	for (i = 0; i <= 4 * W + L; i++) s = s ch[i]
