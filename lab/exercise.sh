@@ -237,9 +237,10 @@ check_12() {
 }
 check_13() {
 	expect_bullets 3
-	claim 1 present "$(out 3)"
-	claim 2 in_order "$(out 4)"
-	claim 3 present "$(out 5)"
+	claim 1 present "$(out 5)"
+	claim 2 in_order "$(out 6)"
+	claim 3 present "$(out 7)"
+	! grep -q 'could not read' "$W/out/5" || differ "mscan complains: $(head -n 1 "$W/out/5")"
 	[ -z "$(ls "$LAB_DIR/mail/mail/alice/cur")" ] || differ "reading moved messages to cur/"
 }
 check_14() {
