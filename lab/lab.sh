@@ -126,12 +126,23 @@ stop_pid_file() {
 }
 
 up() {
-	local h
+	local h attempt
 	[ -x "$TOP/smtpd" ] && [ -x "$TOP/smtp_send" ] && [ -x "$TOP/tests/dnsd" ] &&
 		[ -x "$TOP/tests/fakesmtp" ] || { echo "lab: run make first" >&2; return 1; }
 	mkdir -p "$RUN"
 	start_dns || return 1
-	for h in "$@"; do start_host "$h" || return 1; done
+	[ $# -gt 0 ] || return 0
+	for attempt in 1 2 3 4 5; do
+		for h in "$@"; do start_host "$h" || break; done
+		running "$h" && return 0
+		[ "$PORT" = 0 ] || return 1
+		# LAB_PORT=0: the free port of the first host may be taken on
+		# another host's address (another lab, a test): all on a new one
+		echo "lab: port $(smtp_port) is taken on $(addr_of "$h"); all hosts again on another" >&2
+		for h in $HOSTS old; do [ -e "$RUN/$h/pid" ] && stop_pid_file "$RUN/$h/pid" >/dev/null; done
+		rm -f "$RUN/port"
+	done
+	return 1
 }
 
 down() {

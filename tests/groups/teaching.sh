@@ -141,7 +141,8 @@ t_lab() {
 	check "make demo while the lab runs: one line, exit 1" "1|the lab is running: make lab-down first" "$?|$out"
 
 	# a zombie answers kill -0; lab down must tell it from a live daemon
-	sh -c 'sleep 0 & echo $! >"$1"; exec sleep 30' sh "$T/lab/zombie" &
+	# (the child outlives the shell's exec by 0.2 s, so no shell can reap it)
+	(sleep 0.2 & echo $! >"$T/lab/zombie"; exec sleep 30) &
 	zparent=$!
 	PIDS+=("$zparent")
 	poll 100 test -s "$T/lab/zombie"
