@@ -278,6 +278,12 @@ if [ "$failures" -eq 0 ]; then
 fi
 echo "exercise $N: $failures claim(s) did not hold; the commands and what they printed:"
 i=1
+while [ -e "$W/out/s$i" ]; do
+	echo "--- setup command $i (exit $(cat "$W/rc/s$i"))"
+	head -n 20 "$W/out/s$i"
+	i=$((i + 1))
+done
+i=1
 while [ -e "$W/out/$i" ]; do
 	echo "--- command $i (exit $(cat "$W/rc/$i"))"
 	head -n 60 "$W/out/$i"

@@ -71,12 +71,19 @@ wait_listening() {
 	return 1
 }
 
+# With LAB_DNS_PORT=0, dnsd takes a free UDP port and then the same TCP
+# port, which someone else may hold: then it tries again (5 times).
 start_dns() {
+	local try
 	running dns && return 0
 	mkdir -p "$RUN/dns"
-	"$TOP/tests/dnsd" -a 127.0.0.1 -p "$DNS_PORT" "$LAB/zone" </dev/null >/dev/null 2>"$RUN/dns/log" &
-	echo $! >"$RUN/dns/pid"
-	wait_listening "$RUN/dns/log" $! "the DNS server" >"$RUN/dns/port"
+	for try in 1 2 3 4 5; do
+		"$TOP/tests/dnsd" -a 127.0.0.1 -p "$DNS_PORT" "$LAB/zone" </dev/null >/dev/null 2>"$RUN/dns/log" &
+		echo $! >"$RUN/dns/pid"
+		wait_listening "$RUN/dns/log" $! "the DNS server" >"$RUN/dns/port" && return 0
+		[ "$DNS_PORT" = 0 ] && grep -q 'Address already in use' "$RUN/dns/log" || return 1
+	done
+	return 1
 }
 
 # start_host HOST [smtpd options...]
