@@ -150,6 +150,14 @@ zombies_of() {
 	done
 	echo $n
 }
+# Zombies of PID once the parent had a moment to reap: a child that
+# exited just now is a zombie until the next SIGCHLD is handled, so poll
+# (at most 2 s) before counting.
+settled_zombies_of() {
+	no_zombies() { [ "$(zombies_of "$1")" = 0 ]; }
+	poll 40 no_zombies "$1"
+	zombies_of "$1"
+}
 fd_list() {     # "fd target" lines of a process, from /proc
 	local f
 	for f in /proc/"$1"/fd/*; do echo "${f##*/} $(readlink "$f")"; done | sort
