@@ -291,7 +291,7 @@ int main(int argc, char **argv)
 	socklen_t len = sizeof ss;
 	struct pollfd pfd[2];
 	char bound[16];
-	int c, one = 1, other;
+	int c, one = 1, other, tries;
 
 	while ((c = getopt(argc, argv, "a:p:")) != -1) {
 		if (c == 'a') addr = optarg;
@@ -307,20 +307,29 @@ int main(int argc, char **argv)
 	hints.ai_socktype = SOCK_DGRAM;
 	if (getaddrinfo(addr, port, &hints, &ai) != 0)
 		return 2;
-	pfd[0].fd = socket(ai->ai_family, SOCK_DGRAM, 0);
-	if (pfd[0].fd < 0 || bind(pfd[0].fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
-	    getsockname(pfd[0].fd, (struct sockaddr *)&ss, &len) < 0) {
-		perror("dnsd: udp");
-		return 1;
+	/* UDP, then TCP on the same port number.  With -p 0 the kernel picks
+	 * a UDP port whose TCP twin may be taken by another test run: then
+	 * try again with another port (at most 100 times). */
+	for (tries = 0;; tries++) {
+		len = sizeof ss;
+		pfd[0].fd = socket(ai->ai_family, SOCK_DGRAM, 0);
+		if (pfd[0].fd < 0 || bind(pfd[0].fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+		    getsockname(pfd[0].fd, (struct sockaddr *)&ss, &len) < 0) {
+			perror("dnsd: udp");
+			return 1;
+		}
+		pfd[1].fd = socket(ai->ai_family, SOCK_STREAM, 0);
+		setsockopt(pfd[1].fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (pfd[1].fd >= 0 && bind(pfd[1].fd, (struct sockaddr *)&ss, len) == 0 && listen(pfd[1].fd, 16) == 0)
+			break;
+		if (errno != EADDRINUSE || strcmp(port, "0") != 0 || tries >= 100) {
+			perror("dnsd: tcp");
+			return 1;
+		}
+		close(pfd[0].fd);
+		close(pfd[1].fd);
 	}
 	getnameinfo((struct sockaddr *)&ss, len, NULL, 0, bound, sizeof bound, NI_NUMERICSERV);
-	/* TCP on the same port number as UDP */
-	pfd[1].fd = socket(ai->ai_family, SOCK_STREAM, 0);
-	setsockopt(pfd[1].fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (pfd[1].fd < 0 || bind(pfd[1].fd, (struct sockaddr *)&ss, len) < 0 || listen(pfd[1].fd, 16) < 0) {
-		perror("dnsd: tcp");
-		return 1;
-	}
 	other = socket(ai->ai_family, SOCK_DGRAM, 0);  /* for WRONGPORT: any other port */
 	freeaddrinfo(ai);
 	fprintf(stderr, "dnsd: listening addr=%s port=%s records=%d\n", addr, bound, nzone);
