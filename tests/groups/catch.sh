@@ -77,7 +77,7 @@ t_catch_size() {
 	# RFC 1870: the size counts CRLF as two octets and does not count the
 	# dots added by stuffing.  20 lines of 48 octets + CRLF = 1000 octets,
 	# one of them sent as "..x": exactly the limit.  One more octet is over.
-	lines() {   # lines N: N-1 lines of 48 characters, then one of 48+$2
+	lines() {   # lines N EXTRA: N-1 lines of 48 characters, then one of 48+EXTRA
 		local i
 		printf '..%047d\r\n' 0
 		for ((i = 2; i < $1; i++)); do printf '%048d\r\n' "$i"; done
