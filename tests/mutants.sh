@@ -34,8 +34,9 @@ SAN_CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-san
 start=$(date +%s)
 work=$(mktemp -d "${TMPDIR:-/tmp}/mutants.XXXXXX") || exit 1
 
-stop_runs() {       # the process groups of the test runs still going
-	local f
+stop_runs() {       # the mutants being run, then their test runs' process groups
+	local p f
+	for p in $(jobs -p); do kill -TERM "$p" 2>/dev/null; done
 	for f in "$work"/pgid.*; do
 		[ -f "$f" ] && kill -TERM -- "-$(cat "$f")" 2>/dev/null
 	done
@@ -54,7 +55,7 @@ LIST=${MUTANT_LIST:-$TOP/tests/mutants.list}
 # shellcheck source=tests/mutants.list
 . "$LIST" || exit 1
 n=${#M_FILE[@]}
-if [ $# -gt 0 ]; then todo=("$@"); else todo=($(seq 1 "$n")); fi
+if [ $# -gt 0 ]; then todo=("$@"); else mapfile -t todo < <(seq 1 "$n"); fi
 
 # A fragment shown on one line: newlines as "\n", no tabs.
 show() { local s=${1//$'\t'/}; s=${s//$'\n'/\\n}; printf '%s' "${s:-(nothing)}"; }
@@ -126,15 +127,15 @@ run_groups() {
 
 # run_mutant I: prints its verdict into $work/result.I
 run_mutant() {
-	local i=$1 dir=$work/m$1 file=${M_FILE[$1 - 1]} san="" out rc
+	local i=$1 dir=$work/m$1 file=${M_FILE[$1 - 1]} san="" out rc groups
 	[ "${M_NOTE[i - 1]}" = sanitize ] && san=1
 	cp -pR "$work/base${san:+-san}" "$dir"
 	cp "$work/src.$i" "$dir/$file"
 	if ! build "$dir" "${file%.c}" "$san" >"$dir/build.log" 2>&1; then
 		echo "BUILD-FAILED" >"$work/result.$i"
 	else
-		# shellcheck disable=SC2086
-		out=$(run_groups "$dir" "$i" "$san" ${M_GROUPS[i - 1]}); rc=$?
+		read -ra groups <<<"${M_GROUPS[i - 1]}"
+		out=$(run_groups "$dir" "$i" "$san" "${groups[@]}"); rc=$?
 		case $rc in
 		0) echo "SURVIVED" ;;
 		1) echo "killed by $out" ;;
@@ -146,9 +147,12 @@ run_mutant() {
 
 # ---- run --------------------------------------------------------------------------------------
 
-echo "mutants: $n in ${LIST#$TOP/}, $JOBS at a time, scratch copies in $work"
-copy_tree "$work/base" && make -s -C "$work/base" all >"$work/base.log" 2>&1 || {
-	cat "$work/base.log"; echo "mutants: the unchanged tree does not build"; exit 1; }
+echo "mutants: $n in ${LIST#"$TOP"/}, $JOBS at a time, scratch copies in $work"
+if ! { copy_tree "$work/base" && make -s -C "$work/base" all >"$work/base.log" 2>&1; }; then
+	cat "$work/base.log"
+	echo "mutants: the unchanged tree does not build"
+	exit 1
+fi
 
 # Check every fragment first: a stale list fails loudly, before any test.
 for i in "${todo[@]}"; do
@@ -165,12 +169,12 @@ for i in "${todo[@]}"; do
 	[ -f "$work/result.$i" ] && continue
 	case ${M_NOTE[i - 1]} in
 	equivalent:*) continue ;;
-	sanitize) san_groups+=(${M_GROUPS[i - 1]}) ;;
-	*) groups+=(${M_GROUPS[i - 1]}) ;;
+	sanitize) read -ra more <<<"${M_GROUPS[i - 1]}"; san_groups+=("${more[@]}") ;;
+	*) read -ra more <<<"${M_GROUPS[i - 1]}"; groups+=("${more[@]}") ;;
 	esac
 done
-groups=($(printf '%s\n' "${groups[@]}" | sort -u))
-san_groups=($(printf '%s\n' "${san_groups[@]}" | sort -u))
+mapfile -t groups < <(printf '%s\n' "${groups[@]}" | sort -u | grep .)
+mapfile -t san_groups < <(printf '%s\n' "${san_groups[@]}" | sort -u | grep .)
 baseline_ok=1
 check_baseline() {      # DIR ID SANITIZE GROUP...
 	local out
@@ -179,8 +183,11 @@ check_baseline() {      # DIR ID SANITIZE GROUP...
 if [ ${#san_groups[@]} -gt 0 ]; then
 	cp -pR "$work/base" "$work/base-san"
 	for p in smtpd smtp_send; do touch "$work/base-san/$p.c"; done
-	build "$work/base-san" smtpd 1 >"$work/base-san.log" 2>&1 && build "$work/base-san" smtp_send 1 >>"$work/base-san.log" 2>&1 ||
-		{ cat "$work/base-san.log"; echo "mutants: the sanitizer build failed"; exit 1; }
+	if ! { build "$work/base-san" smtpd 1 && build "$work/base-san" smtp_send 1; } >"$work/base-san.log" 2>&1; then
+		cat "$work/base-san.log"
+		echo "mutants: the sanitizer build failed"
+		exit 1
+	fi
 fi
 half=$(( (${#groups[@]} + 1) / 2 ))
 check_baseline "$work/base" b1 "" "${groups[@]:0:half}" & b1=$!

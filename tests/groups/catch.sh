@@ -57,11 +57,11 @@ t_catch_hops() {
 	# RFC 5321 6.3 counts trace fields, which live in the header.  A
 	# forwarded or bounced message quotes Received: lines in its body.
 	out=$( { printf 'HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\n'
-		 for i in $(seq 1 100); do printf 'Received: from hop%d by hop%d; Fri, 27 Nov 2026 00:00:00 +0000\r\n' $i $i; done
+		 for i in $(seq 1 100); do printf 'Received: from hop%d by hop%d; Fri, 27 Nov 2026 00:00:00 +0000\r\n' "$i" "$i"; done
 		 printf 'Subject: 100 hops, and more quoted below\r\n\r\nthe bounce said:\r\n'
-		 for i in $(seq 1 5); do printf 'Received: from q%d by q%d; Fri, 27 Nov 2026 00:00:00 +0000\r\n' $i $i; done
+		 for i in $(seq 1 5); do printf 'Received: from q%d by q%d; Fri, 27 Nov 2026 00:00:00 +0000\r\n' "$i" "$i"; done
 		 printf '.\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\nSubject: none in the header\r\n\r\n'
-		 for i in $(seq 1 150); do printf 'Received: from q%d by q%d; Fri, 27 Nov 2026 00:00:00 +0000\r\n' $i $i; done
+		 for i in $(seq 1 150); do printf 'Received: from q%d by q%d; Fri, 27 Nov 2026 00:00:00 +0000\r\n' "$i" "$i"; done
 		 printf '.\r\nQUIT\r\n'; } | "$CHAT" 127.0.0.1 "$PORT" | codes | tr '\n' ' ')
 	check "Received: lines in the body are not hops (100 in the header is no loop)" \
 		"220 250 250 250 354 250 250 250 354 250 221 |2" "$out|$(count_files "$d/mail/alice/new")"
@@ -378,7 +378,7 @@ t_catch_durable() {
 	start_server "$d/log" sh -c 'cd "$1" && shift && exec "$@"' sh "$d" \
 		strace -ff -qq -y -s 40 -e trace=$STRACE_CALLS -o "$d/trace" "$TOP/smtpd" -p 0 -n mx.test -t 20 -m mail
 	smtpd_pid=$(children_of "$SPID")
-	PIDS+=($smtpd_pid)
+	PIDS+=("$smtpd_pid")
 	out=$(printf 'HELO c\nMAIL FROM:<a@b.test>\nRCPT TO:<alice@localhost>\nRCPT TO:<bob@localhost>\nRCPT TO:<x@remote.example>\nDATA\nSubject: durable\n\nx\n.\nQUIT\n' |
 		smtp "$PORT" -l | codes | tr '\n' ' ')
 	stop_pid "$smtpd_pid"
