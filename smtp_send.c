@@ -50,7 +50,7 @@
  *   RFC 1035 (DNS), RFC 7766 (DNS over TCP), RFC 3596 (AAAA), RFC 5321
  *   (SMTP, routing in 5.1), RFC 7505 (null MX), RFC 2920 (PIPELINING),
  *   RFC 1870 (SIZE), RFC 6152 (8BITMIME), RFC 3464 and RFC 6522 (delivery
- *   status notifications), RFC 2046 (MIME), RFC 5322 (message headers).
+ *   status notifications), RFC 2045 (MIME), RFC 5322 (message headers).
  *
  * HOW TO READ THIS FILE
  *   1. main(): options; one of three jobs: -M, -q, or a message on stdin.
@@ -119,7 +119,7 @@
 #define REPLY_LINES_MAX 100 /* an endless multi-line reply is an error */
 #define RCPT_MAX       1000
 #define LINE_MAX_WIRE  998  /* RFC 5321 4.5.3.1.6: 1000 octets with CRLF */
-#define BOUNDARY_MAX    70  /* RFC 2046 5.1.1: a MIME boundary */
+#define BOUNDARY_MAX    70  /* MIME multipart syntax: a boundary */
 #define JOBS_MAX        32  /* -j: queue entries delivered at once */
 #define TMP_MAX_AGE (36 * 3600)  /* Maildir's rule for leftovers in tmp/ */
 #define LOG_LINE_MAX  4096  /* one log line, one write() */
@@ -2454,7 +2454,8 @@ static void add_folded(struct buffer *b, const char *first, const char *text, co
 	buffer_add(b, "\n", 1);
 }
 
-/* RFC 2046 5.1.1: a boundary is 1 to 70 characters of a small set; ours
+/* MIME's multipart syntax: a boundary is 1 to 70 characters of a small
+ * set (letters, digits and '()+_,-./:=? and the space, not last); ours
  * is the bounce's id and our name, cut to fit, other characters as '-'. */
 static void make_boundary(const char *id, char *out, size_t size)
 {

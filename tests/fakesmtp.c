@@ -18,7 +18,7 @@
  *   heloonly   an old server: EHLO gets 502, HELO works, no extensions
  *   no8bit     EHLO offers only PIPELINING and SIZE
  *   bareehlo   the EHLO reply ends in a bare "250" line
- *   bigehlo    an EHLO reply of five lines, 8 KiB: four of 2 KiB, then 8BITMIME
+ *   bigehlo    an EHLO reply of six lines, 8 KiB: four of 2 KiB, SIZE, 8BITMIME
  *   data250    DATA is answered 250 instead of 354 (out of step)
  *   rcpt421    the second RCPT of a transaction gets 421, yet the server
  *              goes on as if nothing happened
@@ -81,12 +81,12 @@ static void ehlo(int fd)
 	snprintf(first, sizeof first, "250-%s Hello ", ehlo_name);
 	if (is("bigehlo")) {
 		/* 2047 + 2047 + 2047 + 2044 octets, joined by 3 newlines: the
-		 * fifth line starts at 8188, 4 octets before 8 KiB */
+		 * fifth line starts at 8188, 4 octets before 8 KiB; a sixth */
 		put_long_line(fd, first, 2047);
 		put_long_line(fd, "250-", 2047);
 		put_long_line(fd, "250-", 2047);
 		put_long_line(fd, "250-", 2044);
-		put(fd, "250 8BITMIME\r\n");
+		put(fd, "250-SIZE 10240000\r\n250 8BITMIME\r\n");
 		return;
 	}
 	first[strlen(first) - 1] = '\0';
@@ -109,7 +109,7 @@ static int command(int fd, const char *cmd, int *rcpts, int *in_data)
 		ehlo(fd);
 	} else if (!strncasecmp(cmd, "MAIL", 4)) {
 		*rcpts = 0;
-		put(fd, "250 2.1.0 ok\r\n");
+		put(fd, "250 ok\r\n");
 	} else if (!strncasecmp(cmd, "RCPT", 4)) {
 		++*rcpts;
 		if (is("rcpt451"))
@@ -123,7 +123,7 @@ static int command(int fd, const char *cmd, int *rcpts, int *in_data)
 				 LINE100 LINE100 LINE100 LINE100 LINE100 LINE100 LINE100 LINE100 LINE100 LINE100 LINE100);
 			put(fd, reply);
 		} else
-			put(fd, "250 2.1.5 ok\r\n");
+			put(fd, "250 ok\r\n");
 	} else if (!strncasecmp(cmd, "DATA", 4)) {
 		if (is("rcpt451")) {
 			put(fd, "554 5.5.1 no valid recipients\r\n");
@@ -166,7 +166,7 @@ static void dialogue(int fd)
 			if (in_data) {
 				if (!strcmp(buf, ".\r") || !strcmp(buf, ".")) {
 					in_data = 0;
-					put(fd, "250 2.0.0 ok\r\n");
+					put(fd, "250 ok\r\n");
 				}
 			} else if (command(fd, buf, &rcpts, &in_data)) {
 				return;

@@ -131,9 +131,10 @@ t_peer_loop() {
 		"0|1|MAIL FROM:<>" \
 		"$rc|$(grep -c '<x@p.test> failed relay=none reply="554 5.4.6 mail for p.test loops back to myself"' "$d/run4")|$(grep -a '^MAIL FROM' "$T/peerehloname.in" | cut -d' ' -f1-2 | tr -d '\r' | sort -u | tr '\n' ' ' | sed 's/ $//')"
 	stop_pid "$SPID"
-	# a backup MX whose DNS name is another but that greets as us: the
-	# better primary (down) was tried, so the mail waits for it
-	start_server "$T/peerloop/disguised.log" "$TOP/tests/fakesmtp" -a 127.0.0.23 -p "$P" -n me.test plain
+	# a backup MX whose DNS name is another but whose greeting (not its
+	# EHLO reply) names us: the better primary (down) was tried, so the
+	# mail waits for it
+	start_server "$T/peerloop/disguised.log" "$TOP/tests/fakesmtp" -a 127.0.0.23 -p "$P" -n me.test -e mx.disguised.test plain
 	put_entry "$q" g3 'version 1' 'id g3' 'sender <s@c.test>' "arrival $now" 'attempts 0' 'next 0' \
 		'rcpt <x@disguised.test>' <<<$'Subject: disguised\n\nx'
 	"$SEND" -q "$q" -R "$DNS" -P "$P" -H me.test -T 2 2>"$d/run5"; rc=$?
