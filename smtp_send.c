@@ -16,6 +16,10 @@
  *   resolver (UDP, TCP when an answer is truncated); no libresolv.
  *   With -q it delivers the queue that smtpd writes, keeps what it could
  *   not deliver for a later run, and bounces what cannot be delivered.
+ *   Chinese mail (NOTES.md, "Chinese mail"): a domain such as 例子.测试 is
+ *   looked up by its A-labels; a message with UTF-8 addresses or header
+ *   goes with SMTPUTF8 where the server offers it, and otherwise is
+ *   downgraded (RFC 2047 header, quoted-printable body) or refused.
  *
  * OPTIONS (defaults in brackets)
  *   -f sender    envelope sender [$USER@hostname]; -f '' or '<>': the null sender
@@ -42,15 +46,18 @@
  *   0 all sent; 75 EX_TEMPFAIL something deferred; 69 EX_UNAVAILABLE
  *   a permanent failure; 68 EX_NOHOST a domain does not exist or is not a
  *   domain; 64 EX_USAGE a bad option or argument (an address too), or no
- *   recipient; 65 EX_DATAERR the input is not a message, or -t found an
- *   address it cannot send to.  When several apply, the first of 68, 69,
- *   75 wins.
+ *   recipient; 65 EX_DATAERR the input is not a message, -t found an
+ *   address it cannot send to, or a domain is not UTF-8.  When several
+ *   apply, the first of 65, 68, 69, 75 wins.
  *
  * STANDARDS
  *   RFC 1035 (DNS), RFC 7766 (DNS over TCP), RFC 3596 (AAAA), RFC 5321
  *   (SMTP, routing in 5.1), RFC 7505 (null MX), RFC 2920 (PIPELINING),
  *   RFC 1870 (SIZE), RFC 6152 (8BITMIME), RFC 3464 and RFC 6522 (delivery
- *   status notifications), RFC 2045 (MIME), RFC 5322 (message headers).
+ *   status notifications), RFC 2045 (MIME), RFC 5322 (message headers),
+ *   RFC 6531 (SMTPUTF8), RFC 6532 (UTF-8 header fields), RFC 2047
+ *   (encoded-words), RFC 3629 (UTF-8), RFC 3492 (Punycode), RFC 5890
+ *   (internationalized domain names).
  *
  * HOW TO READ THIS FILE
  *   1. main(): options; one of three jobs: -M, -q, or a message on stdin.
@@ -64,6 +71,10 @@
  *      tried host by host (deliver_hosts()).
  *   5. The queue: run_queue() forks run_child() per entry: run_entry(),
  *      parse_entry(), settle_entry(), write_bounce().
+ *   6. Names and text beyond ASCII: utf8_decode(), punycode_encode() and
+ *      domain_to_ascii() (route_idn() uses them); after each EHLO reply
+ *      fit_message() decides SMTPUTF8, downgrade_header() (RFC 2047
+ *      encoded-words) and body_to_qp() (quoted-printable).
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -154,30 +165,52 @@ static struct options {
 
 static char log_prefix[160];    /* "<entry id>: " while a queue entry is worked on */
 
+static size_t utf8_decode(const unsigned char *p, size_t n, unsigned long *cp);
+
+/* text into out[] with control bytes but tab, and bytes that are not
+ * UTF-8, written as \xHH; cut short rather than overflow.  Returns the
+ * length. */
+static size_t escape_text(const char *text, char *out, size_t size)
+{
+	size_t n = 0, i, len;
+	unsigned long cp;
+
+	for (i = 0; text[i] && n + 5 < size; i += len) {
+		unsigned char c = (unsigned char)text[i];
+		len = c > 127 ? utf8_decode((const unsigned char *)text + i, strnlen(text + i, 4), &cp) : 1;
+		if ((c < 32 && c != '\t') || c == 127 || len == 0) {
+			n += (size_t)snprintf(out + n, size - n, "\\x%02x", c);
+			len = 1;
+		} else if (n + len + 5 < size) {
+			memcpy(out + n, text + i, len);
+			n += len;
+		} else {
+			break;
+		}
+	}
+	out[n] = '\0';
+	return n;
+}
+
 /*
  * One log line on stderr: "smtp_send: ", the queue entry's id during a
  * queue run, the text.  Control bytes but tab (a server's, an address's)
- * are shown as \xHH, so an injection attempt is visible and cannot forge a
- * line.  The line goes out in one write(): the processes of a -j run
- * share stderr, and their lines must not interleave.
+ * and bytes that are not UTF-8 are shown as \xHH, so an injection attempt
+ * is visible and cannot forge a line.  The line goes out in one write():
+ * the processes of a -j run share stderr, and their lines must not
+ * interleave.
  */
 static void note(const char *fmt, ...)
 {
 	char text[LOG_LINE_MAX], line[LOG_LINE_MAX + 200];
-	size_t n, i;
+	size_t n;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof text, fmt, ap);
 	va_end(ap);
 	n = (size_t)snprintf(line, sizeof line, "smtp_send: %s", log_prefix);
-	for (i = 0; text[i] && n + 6 < sizeof line; i++) {
-		unsigned char c = (unsigned char)text[i];
-		if ((c < 32 && c != '\t') || c == 127)
-			n += (size_t)snprintf(line + n, sizeof line - n, "\\x%02x", c);
-		else
-			line[n++] = (char)c;
-	}
+	n += escape_text(text, line + n, sizeof line - n - 1);
 	line[n++] = '\n';
 	if (write(2, line, n) < 0)
 		return;                         /* nowhere left to say it */
@@ -284,6 +317,218 @@ static int split_host_port(const char *arg, char *host, size_t hsize, char *port
 	memcpy(host, arg, n);
 	host[n] = '\0';
 	return strspn(port, "0123456789") == strlen(port) && port[0] ? 0 : -1;
+}
+
+/* ==== Names in other scripts: UTF-8, Punycode, A-labels ================== */
+
+/*
+ * RFC 3629 3 and 4: decode one UTF-8 sequence at p (n bytes left) into
+ * *cp.  Returns its length, or 0 when the bytes are not UTF-8: a
+ * continuation byte (80-BF) where a character should start, a sequence
+ * cut short, an overlong form (a code point written with more bytes than
+ * it needs, such as C0 AF for '/'), a surrogate (U+D800-DFFF) or a value
+ * above U+10FFFF.  Each of those has been used to smuggle a '/' or a
+ * '.' past a check that looked at characters, not bytes.
+ */
+static size_t utf8_decode(const unsigned char *p, size_t n, unsigned long *cp)
+{
+	static const unsigned long least[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+	size_t len, i;
+	unsigned long c;
+
+	if (n == 0)
+		return 0;
+	if (p[0] < 0x80) {
+		*cp = p[0];
+		return 1;
+	}
+	if (p[0] >= 0xC2 && p[0] <= 0xDF)       /* 110xxxxx: C0, C1 are always overlong */
+		len = 2, c = p[0] & 0x1Fu;
+	else if ((p[0] & 0xF0) == 0xE0)         /* 1110xxxx */
+		len = 3, c = p[0] & 0x0Fu;
+	else if (p[0] >= 0xF0 && p[0] <= 0xF4)  /* 11110xxx: F5-FF would pass U+10FFFF */
+		len = 4, c = p[0] & 0x07u;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((p[i] & 0xC0) != 0x80)      /* 10xxxxxx */
+			return 0;
+		c = (c << 6) | (p[i] & 0x3Fu);
+	}
+	if (c < least[len] || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+		return 0;
+	*cp = c;
+	return len;
+}
+
+/* Is p[0..n) UTF-8 from start to end? */
+static int utf8_valid(const char *p, size_t n)
+{
+	size_t i = 0, len;
+	unsigned long cp;
+
+	for (; i < n; i += len)
+		if (!(len = utf8_decode((const unsigned char *)p + i, n - i, &cp)))
+			return 0;
+	return 1;
+}
+
+static int has_8bit(const char *p, size_t n)
+{
+	while (n-- > 0)
+		if ((unsigned char)*p++ > 127)
+			return 1;
+	return 0;
+}
+
+/* RFC 3492 5: the parameters that make Bootstring into Punycode. */
+#define PUNY_BASE         36    /* digits a-z (0-25) and 0-9 (26-35) */
+#define PUNY_TMIN          1
+#define PUNY_TMAX         26
+#define PUNY_SKEW         38
+#define PUNY_DAMP        700
+#define PUNY_INITIAL_BIAS 72
+#define PUNY_INITIAL_N   128    /* the first code point that is not ASCII */
+#define PUNY_MAXINT 0xFFFFFFFFUL /* RFC 3492 6.4: deltas are 32-bit */
+#define DNS_LABEL_MAX     63    /* RFC 1035 2.3.4: octets in a label */
+
+static char puny_digit(unsigned long d)
+{
+	return (char)(d < 26 ? 'a' + d : '0' + (d - 26));
+}
+
+/* RFC 3492 6.1: after each delta the bias follows how big deltas are, so
+ * the next one is written with about as many digits as it needs. */
+static unsigned long puny_adapt(unsigned long delta, unsigned long npoints, int first)
+{
+	unsigned long k = 0;
+
+	delta = first ? delta / PUNY_DAMP : delta / 2;
+	delta += delta / npoints;
+	while (delta > ((PUNY_BASE - PUNY_TMIN) * PUNY_TMAX) / 2) {
+		delta /= PUNY_BASE - PUNY_TMIN;
+		k += PUNY_BASE;
+	}
+	return k + (PUNY_BASE - PUNY_TMIN + 1) * delta / (delta + PUNY_SKEW);
+}
+
+/* RFC 3492 3.3: delta as a generalized variable-length integer, least
+ * significant digit first; the thresholds t follow the bias, and a digit
+ * below its threshold is the last.  Returns the new length, or 0. */
+static size_t puny_number(unsigned long q, unsigned long bias, char *out, size_t o, size_t size)
+{
+	unsigned long k, t;
+
+	for (k = PUNY_BASE;; k += PUNY_BASE) {
+		t = k <= bias ? PUNY_TMIN : k >= bias + PUNY_TMAX ? PUNY_TMAX : k - bias;
+		if (q < t)
+			break;
+		if (o + 1 >= size)
+			return 0;
+		out[o++] = puny_digit(t + (q - t) % (PUNY_BASE - t));
+		q = (q - t) / (PUNY_BASE - t);
+	}
+	if (o + 1 >= size)
+		return 0;
+	out[o++] = puny_digit(q);
+	return o;
+}
+
+/*
+ * RFC 3492 6.3: the code points cp[0..n) as Punycode, into out (at most
+ * size - 1 characters and a NUL).  First the ASCII code points as they
+ * are, and a '-' if there were any.  Then the others, smallest value
+ * first: each is one number, delta, that tells a decoder how far to move
+ * from where the last insertion left it (a value n and a position i) to
+ * insert this one.  NOTES.md works 例子 -> fsqu00a by hand; smtpd.c has
+ * the same steps with more words.  Returns 0, or -1 when out is too
+ * small or a delta passes 32 bits (RFC 3492 6.4).
+ */
+static int punycode_encode(const unsigned long *cp, size_t n, char *out, size_t size)
+{
+	unsigned long code = PUNY_INITIAL_N, delta = 0, bias = PUNY_INITIAL_BIAS, next;
+	size_t h, basic = 0, o = 0, i;
+
+	for (i = 0; i < n; i++)
+		if (cp[i] < 0x80) {
+			if (o + 1 >= size)
+				return -1;
+			out[o++] = (char)cp[i];
+		}
+	h = basic = o;
+	if (basic > 0) {
+		if (o + 1 >= size)
+			return -1;
+		out[o++] = '-';
+	}
+	while (h < n) {
+		for (next = PUNY_MAXINT, i = 0; i < n; i++)     /* the next value to insert */
+			if (cp[i] >= code && cp[i] < next)
+				next = cp[i];
+		if (next - code > (PUNY_MAXINT - delta) / (h + 1))
+			return -1;
+		delta += (next - code) * (h + 1);       /* every state skipped */
+		code = next;
+		for (i = 0; i < n; i++) {
+			if (cp[i] < code && ++delta > PUNY_MAXINT)
+				return -1;
+			if (cp[i] != code)
+				continue;
+			if (!(o = puny_number(delta, bias, out, o, size)))
+				return -1;
+			bias = puny_adapt(delta, (unsigned long)h + 1, h == basic);
+			delta = 0;
+			h++;
+		}
+		delta++;
+		code++;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/*
+ * A domain as DNS knows it (RFC 5890 2.3.2.1): every label with a
+ * character beyond ASCII becomes an A-label, "xn--" and the Punycode of
+ * its code points (the U-label 例子 is the A-label xn--fsqu00a); ASCII
+ * labels stay as they are.  Only the encoding is done: no IDNA2008
+ * mapping (case folding, normalisation) and no check of which
+ * characters a label may hold (NOTES.md says why).  Returns 0, or -1 when
+ * the name is not UTF-8 or a label will not fit in 63 octets.
+ */
+static int domain_to_ascii(const char *domain, char *out, size_t size)
+{
+	const char *start = domain;
+	size_t o = 0, n, i, len, ncp;
+	unsigned long cp[DNS_LABEL_MAX];
+	char label[DNS_LABEL_MAX + 1];
+
+	if (size == 0)
+		return -1;
+	out[0] = '\0';
+	for (; *domain; domain += n + (domain[n] == '.')) {
+		n = strcspn(domain, ".");
+		if (!has_8bit(domain, n)) {
+			if (n >= sizeof label)
+				return -1;
+			memcpy(label, domain, n);
+			label[n] = '\0';
+		} else {
+			for (i = ncp = 0; i < n; i += len)
+				if (ncp >= DNS_LABEL_MAX ||
+				    !(len = utf8_decode((const unsigned char *)domain + i, n - i, &cp[ncp++])))
+					return -1;
+			memcpy(label, "xn--", 4);
+			if (punycode_encode(cp, ncp, label + 4, sizeof label - 4) < 0)
+				return -1;
+		}
+		if (o + strlen(label) + 2 > size)
+			return -1;
+		o += (size_t)snprintf(out + o, size - o, "%s%s", domain > start ? "." : "", label);
+	}
+	return 0;
 }
 
 /* ==== DNS (RFC 1035) ======================================================= */
@@ -744,13 +989,15 @@ enum route_status {
 	ROUTE_NULLMX,       /* "MX 0 .": the domain takes no mail (RFC 7505) */
 	ROUTE_NOADDR,       /* exists, but no MX host has an address: permanent */
 	ROUTE_LOOP,         /* we are its best MX, yet not its final stop (5.4.6) */
-	ROUTE_TEMP          /* DNS failure: try later */
+	ROUTE_TEMP,         /* DNS failure: try later */
+	ROUTE_NOTUTF8       /* bytes above 127 that are not UTF-8: no name (5.1.3) */
 };
 
 struct route {
 	enum route_status status;
 	char chain[CNAME_MAX][NAME_MAX_DNS + 1];   /* CNAME hops of the domain */
 	int nchain;
+	char alabels[NAME_MAX_DNS + 1];         /* an IDN as DNS knows it, or "" */
 	char canon[NAME_MAX_DNS + 1];           /* the name the MX records are at */
 	int implicit;                           /* no MX: the domain is its own */
 	int nhost;                              /* hosts kept, the best MX_MAX */
@@ -897,8 +1144,8 @@ static int mx_drop_self(const struct rr **mx, int n, const char *domain)
 
 /* RFC 5321 2.3.5 and 4.1.2: a domain is dot-separated labels of letters,
  * digits and hyphens, a hyphen neither first nor last, each label 1 to 63
- * octets (RFC 1035 2.3.4), 255 at most in DNS form.  Octets above 127
- * (UTF-8, internationalized names) are left to the DNS to judge. */
+ * octets (RFC 1035 2.3.4), 255 at most in DNS form.  An internationalized
+ * name is judged in its A-labels (route_domain made them). */
 static int valid_domain(const char *d)
 {
 	size_t n = strlen(d), len, i;
@@ -910,7 +1157,7 @@ static int valid_domain(const char *d)
 		if (len == 0 || len > 63 || d[0] == '-' || d[len - 1] == '-' || (d[len] == '.' && !d[len + 1]))
 			return 0;
 		for (i = 0; i < len; i++)
-			if (!isalnum((unsigned char)d[i]) && d[i] != '-' && (unsigned char)d[i] < 128)
+			if (!isalnum((unsigned char)d[i]) && d[i] != '-')
 				return 0;
 	}
 	return 1;
@@ -997,6 +1244,36 @@ static void route_mx(const char *domain, const struct dns_answer *a, struct rout
 	r->nhost = i;
 }
 
+/*
+ * 0. An internationalized domain (RFC 5890 2.3.2.1): DNS knows 例子.测试
+ * only as xn--fsqu00a.xn--0zwm56d, so the name is looked up by its
+ * A-labels, label by label; domain[] becomes that form.  Bytes above 127
+ * that are not UTF-8 name nothing: a permanent failure, the sender's
+ * input is wrong (553 5.1.3, exit 65).  Returns 0, or -1 with r set.
+ */
+static int route_idn(char *domain, struct route *r)
+{
+	char ascii[NAME_MAX_DNS + 1], shown[4 * NAME_MAX_DNS + 1];
+
+	if (!has_8bit(domain, strlen(domain)))
+		return 0;
+	if (!utf8_valid(domain, strlen(domain))) {
+		escape_text(domain, shown, sizeof shown);
+		r->status = ROUTE_NOTUTF8;
+		set_text(r->why, sizeof r->why, "553 5.1.3 %s is not UTF-8, so it names no domain", shown);
+		return -1;
+	}
+	if (domain_to_ascii(domain, ascii, sizeof ascii) < 0) {
+		r->status = ROUTE_NXDOMAIN;
+		set_text(r->why, sizeof r->why, "553 5.1.2 %s is not a valid domain name", domain);
+		return -1;
+	}
+	VERBOSE("%s is %s in DNS (an internationalized name: A-labels, Punycode)", domain, ascii);
+	set_text(r->alabels, sizeof r->alabels, "%s", ascii);
+	memcpy(domain, ascii, strlen(ascii) + 1);
+	return 0;
+}
+
 /* The route to a domain, RFC 5321 5.1 step by step.  `relaying`: the
  * mail came to us to be passed on, so a route back to us is a loop. */
 static void route_domain(const char *name, struct route *r, const char *port, int relaying)
@@ -1015,6 +1292,8 @@ static void route_domain(const char *name, struct route *r, const char *port, in
 		return;
 	/* "example.org." is example.org: the answer's question has no dot */
 	set_text(domain, sizeof domain, "%.*s", (int)(n - (n > 1 && name[n - 1] == '.')), name);
+	if (route_idn(domain, r) < 0)
+		return;
 	if (!valid_domain(domain)) {            /* RFC 5321 4.1.2: not a domain */
 		r->status = ROUTE_NXDOMAIN;
 		set_text(r->why, sizeof r->why, "553 5.1.2 %s is not a valid domain name", domain);
@@ -1071,6 +1350,9 @@ static int print_route(const char *domain)
 		return EX_OSERR;
 	route_domain(domain, r, opt.mx_port, 1);        /* as a queue run sees it */
 	printf("route to %s\n", domain);
+	if (r->alabels[0])
+		printf("  %s is %s in DNS (A-labels: the Punycode of each label, RFC 3492)\n",
+		       domain, r->alabels);
 	for (i = 0; i < r->nchain; i++)
 		printf("  %s is an alias (CNAME) for %s\n", i ? r->chain[i - 1] : domain, r->chain[i]);
 	switch (r->status) {
@@ -1078,6 +1360,7 @@ static int print_route(const char *domain)
 	case ROUTE_NULLMX:   printf("  %s\n  -> permanent failure (5.1.10)\n", r->why); free(r); return EX_UNAVAILABLE;
 	case ROUTE_LOOP:     printf("  %s\n  -> permanent failure (5.4.6)\n", r->why); free(r); return EX_UNAVAILABLE;
 	case ROUTE_TEMP:     printf("  %s\n  -> temporary failure: try later\n", r->why); free(r); return EX_TEMPFAIL;
+	case ROUTE_NOTUTF8:  printf("  %s\n  -> permanent failure (5.1.3)\n", r->why); free(r); return EX_DATAERR;
 	default: break;
 	}
 	if (domain[0] == '[')
@@ -1127,6 +1410,7 @@ struct recipient {
 	const char *domain;             /* points into addr, after the last '@' */
 	enum rstatus status;
 	int nohost;                     /* failed: the domain does not exist */
+	int notutf8;                    /* failed: the domain is not UTF-8 */
 	int from_smtp;                  /* reply is a server's SMTP reply */
 	int expired;                    /* failed: it waited longer than -e */
 	char relay[LABEL_SIZE];         /* "name[ip]:port", or "none" */
@@ -1137,13 +1421,19 @@ struct recipient {
 
 struct job {                            /* one message to its recipients */
 	const char *sender;             /* "" is the null sender <> */
+	const char *msg;                /* the message, LF line ends */
+	size_t mlen;
 	struct buffer wire;             /* CRLF, dot-stuffed, ending in "." CRLF */
 	size_t size;                    /* RFC 1870 size: CRLF, no stuffing dots */
-	int eightbit;
+	int hdr8, body8;                /* 8-bit bytes in the header, in the body */
+	int asked_utf8;                 /* the queue entry says "smtputf8 yes" */
+	int smtputf8;                   /* MAIL FROM gets the SMTPUTF8 parameter */
 	int relaying;                   /* queued for relay: must not come back to us */
 	struct recipient *rcpt;
 	int nrcpt;
 };
+
+static size_t header_length(const char *m, size_t len, size_t *body);
 
 struct conn {
 	int fd;
@@ -1375,10 +1665,13 @@ static void status_code(const char *reply, int code, char *dsn, size_t size)
 
 /* Record a recipient's outcome.  The reply goes into result lines and
  * bounces: a multi-line reply becomes one line, and a server's control
- * bytes become '?' (reply text is printable, RFC 5321 4.2.1). */
+ * bytes become '?' (reply text is printable, RFC 5321 4.2.1), and so do
+ * bytes that are not UTF-8 (RFC 6531 3.7.4 allows UTF-8 in replies). */
 static void set_result(struct recipient *r, enum rstatus st, const char *relay, const char *mta,
 		       const char *reply, int code)
 {
+	unsigned long cp;
+	size_t len;
 	char *p;
 
 	r->status = st;
@@ -1390,6 +1683,10 @@ static void set_result(struct recipient *r, enum rstatus st, const char *relay, 
 		if (*p == '\n' || *p == '\t')
 			*p = ' ';
 		else if ((unsigned char)*p < 32 || *p == 127)
+			*p = '?';
+		else if ((unsigned char)*p > 127 && (len = utf8_decode((unsigned char *)p, strnlen(p, 4), &cp)))
+			p += len - 1;
+		else if ((unsigned char)*p > 127)
 			*p = '?';
 	if (code > 0)
 		status_code(reply, code, r->dsn, sizeof r->dsn);
@@ -1436,7 +1733,11 @@ static void quit(struct conn *c)
 	conn_close(c);
 }
 
-struct extensions { int pipelining, size, eightbit; };   /* from the EHLO reply */
+struct extensions { int pipelining, size, eightbit, smtputf8; };   /* from the EHLO reply */
+
+static struct job *fit_message(struct job *j, const struct extensions *ext, const char *label,
+			       const char *mta, struct recipient **rv, int n, struct job *alt,
+			       struct buffer *conv);
 
 /* One command, one reply. */
 static int command(struct conn *c, const char *line, int seconds, char *reply, size_t size)
@@ -1464,6 +1765,7 @@ static void ehlo_extensions(const char *reply, struct extensions *ext)
 			ext->pipelining |= is_keyword(line + 4, k, "PIPELINING");
 			ext->size |= is_keyword(line + 4, k, "SIZE");
 			ext->eightbit |= is_keyword(line + 4, k, "8BITMIME");
+			ext->smtputf8 |= is_keyword(line + 4, k, "SMTPUTF8");
 		}
 		line = line[len] ? line + len : NULL;
 	}
@@ -1553,8 +1855,10 @@ static int smtp_envelope(struct conn *c, const struct job *j, const char *mta,
 	buffer_printf(&cmd, "MAIL FROM:<%s>", j->sender);
 	if (ext->size)
 		buffer_printf(&cmd, " SIZE=%lu", (unsigned long)j->size);
-	if (ext->eightbit && j->eightbit)
+	if (ext->eightbit && j->body8)
 		buffer_printf(&cmd, " BODY=8BITMIME");
+	if (j->smtputf8)                        /* RFC 6531 3.4 */
+		buffer_printf(&cmd, " SMTPUTF8");
 	buffer_printf(&cmd, "\r\n");
 	for (i = 0; ext->pipelining && i < n; i++)
 		buffer_printf(&cmd, "RCPT TO:<%s>\r\n", rv[i]->addr);
@@ -1669,6 +1973,8 @@ static int smtp_deliver(struct job *j, const char *mta, const struct sockaddr_st
 {
 	struct conn c;
 	struct extensions ext;
+	struct job alt, *send;
+	struct buffer conv = { NULL, 0, 0 };
 	struct recipient **tx = malloc((size_t)n * sizeof *tx);
 	int i, m, round, r;
 
@@ -1684,14 +1990,10 @@ static int smtp_deliver(struct job *j, const char *mta, const struct sockaddr_st
 		free(tx);
 		return r;
 	}
-	if (j->eightbit && !ext.eightbit) {     /* RFC 6152 3: 8-bit only with 8BITMIME */
-		for (i = 0; i < n; i++)
-			if (rv[i]->status == PENDING) {
-				set_result(rv[i], FAILED, c.label, mta,
-					   "554 5.6.3 8-bit message, server does not offer 8BITMIME", 0);
-				snprintf(rv[i]->dsn, sizeof rv[i]->dsn, "5.6.3");
-			}
-		quit(&c);
+	if (!(send = fit_message(j, &ext, c.label, mta, rv, n, &alt, &conv))) {
+		quit(&c);                       /* every recipient has its result */
+		free(alt.wire.data);
+		free(conv.data);
 		free(tx);
 		return 0;
 	}
@@ -1703,7 +2005,7 @@ static int smtp_deliver(struct job *j, const char *mta, const struct sockaddr_st
 			}
 		if (round > 0)
 			VERBOSE("%d recipient(s) postponed by the server: a new transaction", m);
-		r = smtp_transaction(&c, j, mta, &ext, tx, m);
+		r = smtp_transaction(&c, send, mta, &ext, tx, m);
 	}
 	for (i = 0; i < n; i++)
 		if (rv[i]->status == POSTPONED)
@@ -1714,6 +2016,8 @@ static int smtp_deliver(struct job *j, const char *mta, const struct sockaddr_st
 	} else {
 		quit(&c);
 	}
+	free(alt.wire.data);
+	free(conv.data);
 	free(tx);
 	return 0;
 }
@@ -1755,10 +2059,14 @@ static void normalize_newlines(struct buffer *m)
 static void make_wire(const char *m, size_t len, struct job *j)
 {
 	const char *p = m, *end = m ? m + len : NULL;
+	size_t body, hlen = m ? header_length(m, len, &body) : 0;
 
+	j->msg = m;
+	j->mlen = len;
+	j->hdr8 = has_8bit(m, hlen);
+	j->body8 = m ? has_8bit(m + hlen, len - hlen) : 0;
 	j->wire.len = 0;
 	j->size = 0;
-	j->eightbit = 0;
 	while (p && p < end) {
 		size_t n = 0, i = 0, piece, room;
 		while (p + n < end && p[n] != '\n' && p[n] != '\r')
@@ -1778,8 +2086,6 @@ static void make_wire(const char *m, size_t len, struct job *j)
 			j->size += piece + 2 + (i > 0);
 			i += piece;
 		} while (i < n);
-		for (i = 0; i < n; i++)
-			j->eightbit |= (unsigned char)p[i] > 127;
 		p += n;                         /* past CRLF, LF, or a lone CR */
 		p += (p < end && *p == '\r' && p + 1 < end && p[1] == '\n') ? 2 : p < end;
 	}
@@ -2021,10 +2327,37 @@ static void rfc5322_date(time_t t, char *out, size_t size)
 }
 
 /*
+ * A message written as UTF-8 text without saying so (RFC 6409 8: the
+ * submission side may add what a mail program should have): 8-bit bytes
+ * that are all valid UTF-8, and no MIME-Version.  It gets MIME-Version,
+ * Content-Type: text/plain; charset=UTF-8 and Content-Transfer-Encoding:
+ * 8bit (RFC 2045 4, 5, 6), each unless the message has it.  Bytes that are
+ * not UTF-8 get no charset claim: we would be guessing.  Returns 1 when
+ * fields were added to h.
+ */
+static int add_mime_fields(struct buffer *h, const char *body, size_t blen)
+{
+	const char *hd = h->data ? h->data : "";
+
+	if (has_field(hd, h->len, "MIME-Version") || !(has_8bit(hd, h->len) || has_8bit(body, blen)) ||
+	    !utf8_valid(hd, h->len) || !utf8_valid(body, blen))
+		return 0;
+	buffer_printf(h, "MIME-Version: 1.0\n");
+	if (!has_field(h->data, h->len, "Content-Type"))
+		buffer_printf(h, "Content-Type: text/plain; charset=UTF-8\n");
+	if (!has_field(h->data, h->len, "Content-Transfer-Encoding"))
+		buffer_printf(h, "Content-Transfer-Encoding: 8bit\n");
+	VERBOSE("8-bit UTF-8 text without MIME-Version: MIME-Version, Content-Type"
+		" and Content-Transfer-Encoding added where missing (RFC 6409 8)");
+	return 1;
+}
+
+/*
  * The message from stdin, ready to send: line ends made LF, recipients
  * taken from the header with -t, and the fields a submission agent adds
- * when they are missing (RFC 6409 8.1-8.3): From:, Date:, Message-ID:.
- * A message that already has them (and no -t) is sent unchanged.
+ * when they are missing (RFC 6409 8.1-8.3): From:, Date:, Message-ID:,
+ * and for UTF-8 text the MIME fields (add_mime_fields).  A message that
+ * already has them (and no -t) is sent unchanged.
  */
 static int prepare_message(struct buffer *m, struct job *j)
 {
@@ -2066,6 +2399,7 @@ static int prepare_message(struct buffer *m, struct job *j)
 			      (long)getpid(), random_number() & 0xFFFFFF, host);
 		changed = 1;
 	}
+	changed |= add_mime_fields(&out, m->data + body, m->len - body);
 	if (changed) {
 		buffer_add(&out, "\n", 1);
 		buffer_add(&out, m->data + body, m->len - body);
@@ -2075,6 +2409,522 @@ static int prepare_message(struct buffer *m, struct job *j)
 		free(out.data);
 	}
 	return EX_OK;
+}
+
+/* ==== For a server without SMTPUTF8 or 8BITMIME: downgrades ================ */
+
+#define HEADER_COLS   77    /* RFC 5322 2.1.1: lines of 78 at most; ours stay under */
+#define WORD_OCTETS   45    /* RFC 2047 2: an encoded-word is 75 characters at most:
+                               "=?UTF-8?B?" 10, 60 of base64 for 45 octets, "?=" 2 */
+#define QP_LINE_MAX   76    /* RFC 2045 6.7 (5): encoded lines of 76 characters */
+
+static int is_blank(char c) { return c == ' ' || c == '\t'; }
+
+/* RFC 2045 6.8: each three octets become four characters of this alphabet;
+ * '=' pads the last group. */
+static void base64_add(struct buffer *b, const unsigned char *p, size_t n)
+{
+	static const char alphabet[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t i;
+
+	for (i = 0; i < n; i += 3) {
+		unsigned long v = (unsigned long)p[i] << 16;
+		char four[4];
+		if (i + 1 < n)
+			v |= (unsigned long)p[i + 1] << 8;
+		if (i + 2 < n)
+			v |= p[i + 2];
+		four[0] = alphabet[(v >> 18) & 63];
+		four[1] = alphabet[(v >> 12) & 63];
+		four[2] = i + 1 < n ? alphabet[(v >> 6) & 63] : '=';
+		four[3] = i + 2 < n ? alphabet[v & 63] : '=';
+		buffer_add(b, four, 4);
+	}
+}
+
+/* A header field being written, and the column its last line reached. */
+struct hline { struct buffer *b; size_t col; };
+
+/* ASCII text with its own blanks, folded (RFC 5322 2.2.3: a CRLF before a
+ * blank) where a line would pass HEADER_COLS.  A word longer than a line
+ * stays whole: make_wire breaks it at 998 if it must. */
+static void hl_text(struct hline *h, const char *p, size_t n)
+{
+	size_t blanks, w;
+
+	while (n > 0) {
+		for (blanks = 0; blanks < n && is_blank(p[blanks]); blanks++)
+			;
+		for (w = blanks; w < n && !is_blank(p[w]); w++)
+			;
+		if (blanks > 0 && h->col + w > HEADER_COLS) {
+			buffer_add(h->b, "\n", 1);
+			h->col = 0;
+		}
+		buffer_add(h->b, p, w);
+		h->col += w;
+		p += w;
+		n -= w;
+	}
+}
+
+/*
+ * RFC 2047: UTF-8 text p[0..n) as "B" encoded-words (4.1), after a blank
+ * when sep is set.  Each word holds whole characters (RFC 2047 5: a
+ * character is never split between words) and at most WORD_OCTETS
+ * octets; a word that would pass HEADER_COLS starts a new line instead.
+ * A reader joins adjacent encoded-words without the blanks between them
+ * (RFC 2047 6.2), so the text comes back whole.
+ */
+static void hl_words(struct hline *h, const char *p, size_t n, int sep)
+{
+	static const char open[] = "=?UTF-8?B?", close[] = "?=";
+	const size_t frame = sizeof open - 1 + sizeof close - 1;
+	size_t i = 0, take, len, max;
+	unsigned long cp;
+
+	while (i < n) {
+		/* room for 8 characters of base64, any one character, or fold */
+		if (h->col + (size_t)sep + frame + 8 > HEADER_COLS) {
+			buffer_add(h->b, "\n ", 2);
+			h->col = 1;
+		} else if (sep) {
+			buffer_add(h->b, " ", 1);
+			h->col++;
+		}
+		max = (HEADER_COLS - h->col - frame) / 4 * 3;
+		if (max > WORD_OCTETS)
+			max = WORD_OCTETS;
+		for (take = 0; i + take < n; take += len) {
+			len = utf8_decode((const unsigned char *)p + i + take, n - i - take, &cp);
+			if (len == 0)
+				len = 1;                /* callers check UTF-8 first */
+			if (take + len > max)
+				break;
+		}
+		buffer_add(h->b, open, sizeof open - 1);
+		base64_add(h->b, (const unsigned char *)p + i, take);
+		buffer_add(h->b, close, sizeof close - 1);
+		h->col += frame + (take + 2) / 3 * 4;
+		i += take;
+		sep = 1;
+	}
+}
+
+/* A word an RFC 2047 reader must not see as it is: not ASCII, or looking
+ * like an encoded-word already. */
+static int needs_encoding(const char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < n; i++)
+		if (p[i] == '=' && p[i + 1] == '?')
+			return 1;
+	return has_8bit(p, n);
+}
+
+/*
+ * RFC 2047 5 (1): unstructured text (Subject:, Comments:).  The words
+ * from the first to the last that need it are encoded as one run, the
+ * blanks between them inside the words (a reader drops blanks between
+ * encoded-words); the ASCII words around the run stay readable:
+ * "Re: 你好" becomes "Re: =?UTF-8?B?5L2g5aW9?=".
+ */
+static void downgrade_text(struct hline *h, const char *v, size_t n)
+{
+	size_t i, w, first = n, last = 0, lead;
+
+	for (i = 0; i < n; i = w) {
+		while (i < n && is_blank(v[i]))
+			i++;
+		for (w = i; w < n && !is_blank(v[w]); w++)
+			;
+		if (w > i && needs_encoding(v + i, w - i)) {
+			first = first < n ? first : i;
+			last = w;
+		}
+	}
+	if (first == n) {
+		hl_text(h, v, n);
+		return;
+	}
+	for (lead = first; lead > 0 && is_blank(v[lead - 1]); lead--)
+		;
+	hl_text(h, v, lead);                    /* ASCII words before the run */
+	hl_words(h, v + first, last - first, 1);
+	hl_text(h, v + last, n - last);         /* and after it */
+}
+
+/* RFC 5322 3.2.5: a display name's text, its words joined by one space and
+ * quoted-strings unquoted, into out.  Returns -1 for what is not a plain
+ * phrase: a comment, an unclosed quote. */
+static int phrase_text(const char *p, size_t n, struct buffer *out)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		while (i < n && is_blank(p[i]))
+			i++;
+		if (i == n)
+			break;
+		if (out->len > 0)
+			buffer_add(out, " ", 1);
+		if (p[i] == '(')
+			return -1;
+		if (p[i] != '"') {
+			for (; i < n && !is_blank(p[i]) && p[i] != '"' && p[i] != '('; i++)
+				buffer_add(out, p + i, 1);
+			continue;
+		}
+		for (i++; i < n && p[i] != '"'; i++) {
+			if (p[i] == '\\' && i + 1 < n)
+				i++;                    /* a quoted-pair: the next byte as it is */
+			buffer_add(out, p + i, 1);
+		}
+		if (i++ == n)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * One item of an address list, p[0..n) up to its ',' ';' or ':'.  ASCII
+ * items stay as they are; otherwise only the display name may hold
+ * UTF-8, and it becomes encoded-words (RFC 2047 5 (3), a phrase): a group
+ * name before ':', or the words before '<'.  The address itself must be
+ * ASCII: its downgrade would need RFC 6857's, which loses the address.
+ */
+static int downgrade_item(struct hline *h, const char *p, size_t n, int group)
+{
+	struct buffer name = { NULL, 0, 0 };
+	size_t lt, end = n;
+	int quoted = 0, r = -1;
+
+	if (!has_8bit(p, n)) {
+		hl_text(h, p, n);
+		return 0;
+	}
+	for (lt = 0; lt < n && (quoted || p[lt] != '<'); lt++)
+		if (p[lt] == '"' && (lt == 0 || p[lt - 1] != '\\'))
+			quoted = !quoted;
+	if (group)
+		lt = n;                         /* a group's name is all phrase */
+	else if (lt == n)
+		return -1;                      /* a bare address with UTF-8 */
+	while (end > lt && is_blank(p[end - 1]))
+		end--;
+	if (!has_8bit(p + lt, end - lt) && phrase_text(p, lt, &name) == 0) {
+		hl_words(h, name.data ? name.data : "", name.len, 1);
+		name.len = 0;
+		buffer_add(&name, " ", 1);      /* then " <address>", folded if need be */
+		buffer_add(&name, p + lt, end - lt);
+		if (lt < end)
+			hl_text(h, name.data, name.len);
+		r = 0;
+	}
+	free(name.data);
+	return r;
+}
+
+/* RFC 5322 3.4: an address list (From:, To:, Cc:, Reply-To:), item by
+ * item: commas, the ':' and ';' of groups, split it where they are not
+ * inside quotes, a comment or <>. */
+static int downgrade_addresses(struct hline *h, const char *v, size_t n)
+{
+	size_t i, start = 0;
+	int quoted = 0, comment = 0, angle = 0;
+
+	for (i = 0; i <= n; i++) {
+		char c = i < n ? v[i] : '\0';
+		if (i == n || (!quoted && !comment && !angle && (c == ',' || c == ';' || c == ':'))) {
+			if (downgrade_item(h, v + start, i - start, c == ':') < 0)
+				return -1;
+			if (i < n) {
+				buffer_add(h->b, &c, 1);
+				h->col++;
+			}
+			start = i + 1;
+		} else if (quoted && c == '\\') {
+			i++;
+		} else if (c == '"' && !comment) {
+			quoted = !quoted;
+		} else if (!quoted && (c == '(' || (comment && c == ')'))) {
+			comment += c == '(' ? 1 : -1;
+		} else if (!quoted && !comment && (c == '<' || c == '>')) {
+			angle = c == '<';
+		}
+	}
+	return 0;
+}
+
+/* Is the field name one of the list "A\0B\0...\0"? */
+static int name_in(const char *name, size_t n, const char *list)
+{
+	for (; *list; list += strlen(list) + 1)
+		if (strlen(list) == n && strncasecmp(name, list, n) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * The header for a server without SMTPUTF8 (RFC 6532 3.6: UTF-8 header
+ * fields may not go to it raw).  Fields that are ASCII stay byte for
+ * byte.  Unstructured ones (Subject:, Comments:, Content-Description:,
+ * Thread-Topic:, X-...:) and the display names of From:, To:, Cc: and
+ * Reply-To: become RFC 2047 encoded-words, the field unfolded first and
+ * folded again under 78 columns.  Anything else that is not ASCII, or not
+ * UTF-8, has no downgrade here: returns -1 with why[] naming the field.
+ */
+static int downgrade_header(const char *h, size_t hlen, struct buffer *out, char *why, size_t wsize)
+{
+	static const char text_fields[] = "Subject\0Comments\0Content-Description\0Thread-Topic\0";
+	static const char address_fields[] = "From\0To\0Cc\0Reply-To\0";
+	size_t off = 0, start, name, i;
+
+	while (off < hlen) {
+		struct buffer v = { NULL, 0, 0 };
+		struct hline line = { out, 0 };
+		int r = 0;
+		start = off;
+		do {                            /* one field with its continuation lines */
+			const char *nl = memchr(h + off, '\n', hlen - off);
+			off = nl ? (size_t)(nl - h) + 1 : hlen;
+		} while (off < hlen && is_blank(h[off]));
+		if (!has_8bit(h + start, off - start)) {
+			buffer_add(out, h + start, off - start);
+			continue;
+		}
+		name = field_name(h + start, off - start);
+		for (i = start + name + 1; i < off; i++)        /* unfold */
+			if (h[i] != '\n')
+				buffer_add(&v, h + i, 1);
+		if (name == 0 || !utf8_valid(v.data, v.len))
+			r = -1;
+		buffer_add(out, h + start, name + 1);           /* "Name:" */
+		line.col = name + 1;
+		if (r == 0 && (name_in(h + start, name, text_fields) ||
+			       (name > 2 && strncasecmp(h + start, "X-", 2) == 0)))
+			downgrade_text(&line, v.data, v.len);
+		else if (r == 0 && name_in(h + start, name, address_fields))
+			r = downgrade_addresses(&line, v.data, v.len);
+		else
+			r = -1;
+		buffer_add(out, "\n", 1);
+		free(v.data);
+		if (r < 0) {
+			set_text(why, wsize, "554 5.6.9 the %.*s: field holds non-ASCII text that has no"
+				 " downgrade, server does not offer SMTPUTF8", (int)(name ? name : 1),
+				 name ? h + start : "?");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * RFC 2045 6.7: one body line (its line end not included) as
+ * quoted-printable.  '=' and every octet outside printable ASCII become
+ * "=XX" (rule 1), a blank at the end of the line too, since transports
+ * may drop it (rule 3); lines stay within 76 characters by soft line
+ * breaks, "=" at the end of a line (rule 5).  The caller ends the line.
+ */
+static void qp_line_add(struct buffer *b, const unsigned char *p, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t i, col = 0, w;
+
+	for (i = 0; i < n; i++) {
+		char enc[3];
+		int last = i + 1 == n;
+		if (p[i] == '=' || p[i] > 126 || (p[i] < 32 && p[i] != '\t') || (last && is_blank((char)p[i]))) {
+			enc[0] = '=';
+			enc[1] = hex[p[i] >> 4];
+			enc[2] = hex[p[i] & 15];
+			w = 3;
+		} else {
+			enc[0] = (char)p[i];
+			w = 1;
+		}
+		if (col + w > (last ? QP_LINE_MAX : QP_LINE_MAX - 1)) {   /* leave room for '=' */
+			buffer_add(b, "=\n", 2);
+			col = 0;
+		}
+		buffer_add(b, enc, w);
+		col += w;
+	}
+}
+
+/* The value of the first field called name, unfolded, blanks around it
+ * dropped, cut to fit out[]; "" when there is none. */
+static void field_value(const char *h, size_t hlen, const char *name, char *out, size_t size)
+{
+	size_t n = strlen(name), off = 0, o = 0, end;
+
+	out[0] = '\0';
+	while (off < hlen && !(hlen - off > n && strncasecmp(h + off, name, n) == 0 && h[off + n] == ':')) {
+		const char *nl = memchr(h + off, '\n', hlen - off);
+		off = nl ? (size_t)(nl - h) + 1 : hlen;
+	}
+	if (off >= hlen)
+		return;
+	for (off += n + 1, end = off; end < hlen && !(h[end] == '\n' && (end + 1 == hlen || !is_blank(h[end + 1]))); end++)
+		;
+	while (off < end && (is_blank(h[off]) || h[off] == '\n'))
+		off++;
+	for (; off < end && o + 1 < size; off++)
+		if (h[off] != '\n')
+			out[o++] = h[off];
+	while (o > 0 && is_blank(out[o - 1]))
+		o--;
+	out[o] = '\0';
+}
+
+/*
+ * RFC 6152 3: no 8-bit data to a server without 8BITMIME.  A single-part
+ * text message (no Content-Type, or text/...) whose transfer encoding is
+ * none, 7bit, 8bit or binary is made quoted-printable: each body line
+ * re-encoded, Content-Transfer-Encoding: quoted-printable in place of the
+ * old one, and MIME-Version: 1.0 added when it is missing (RFC 2045 4:
+ * without it the encoding means nothing to a reader).  The header is
+ * kept as it is.  Returns -1 for anything else (multipart, base64...).
+ */
+static int body_to_qp(const char *m, size_t len, struct buffer *out)
+{
+	char type[64], cte[64];
+	size_t body, hlen = header_length(m, len, &body), off, start;
+
+	field_value(m, hlen, "Content-Type", type, sizeof type);
+	field_value(m, hlen, "Content-Transfer-Encoding", cte, sizeof cte);
+	if ((type[0] && strncasecmp(type, "text/", 5) != 0) ||
+	    (cte[0] && strcasecmp(cte, "7bit") && strcasecmp(cte, "8bit") && strcasecmp(cte, "binary")))
+		return -1;
+	for (off = 0; off < hlen; ) {           /* the header without the old encoding */
+		const char *nl;
+		start = off;
+		do {
+			nl = memchr(m + off, '\n', hlen - off);
+			off = nl ? (size_t)(nl - m) + 1 : hlen;
+		} while (off < hlen && is_blank(m[off]));
+		if (field_name(m + start, off - start) != 25 ||
+		    strncasecmp(m + start, "Content-Transfer-Encoding", 25) != 0)
+			buffer_add(out, m + start, off - start);
+	}
+	if (!has_field(m, hlen, "MIME-Version"))
+		buffer_printf(out, "MIME-Version: 1.0\n");
+	buffer_printf(out, "Content-Transfer-Encoding: quoted-printable\n\n");
+	for (off = body; off < len; ) {
+		const char *nl = memchr(m + off, '\n', len - off);
+		size_t n = nl ? (size_t)(nl - (m + off)) : len - off;
+		qp_line_add(out, (const unsigned char *)m + off, n);
+		buffer_add(out, "\n", 1);
+		off += n + 1;
+	}
+	return 0;
+}
+
+/* Fail each recipient still pending (all, or those whose address is not
+ * ASCII) with our own reply, no server's: the bounce says it in our words. */
+static void fail_pending(struct recipient **rv, int n, int only_8bit, const char *relay,
+			 const char *mta, const char *reply, const char *dsn)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (rv[i]->status == PENDING && (!only_8bit || has_8bit(rv[i]->addr, strlen(rv[i]->addr)))) {
+			set_result(rv[i], FAILED, relay, mta, reply, 0);
+			snprintf(rv[i]->dsn, sizeof rv[i]->dsn, "%s", dsn);
+		}
+}
+
+static int pending(struct recipient **rv, int n, int only_8bit)
+{
+	int i, k = 0;
+
+	for (i = 0; i < n; i++)
+		k += rv[i]->status == PENDING && (!only_8bit || has_8bit(rv[i]->addr, strlen(rv[i]->addr)));
+	return k;
+}
+
+/* Why this transaction needs SMTPUTF8 (RFC 6531 3.4: an address that is
+ * not ASCII; RFC 6532: UTF-8 in the header), for -v; "" when it does not. */
+static void utf8_reasons(const struct job *j, struct recipient **rv, int n, char *out, size_t size)
+{
+	set_text(out, size, "%s%s%s%s", has_8bit(j->sender, strlen(j->sender)) ? ", non-ASCII sender" : "",
+		 pending(rv, n, 1) ? ", non-ASCII recipient" : "", j->hdr8 ? ", 8-bit header" : "",
+		 j->asked_utf8 ? ", the queue entry asks for it" : "");
+	if (out[0])
+		memmove(out, out + 2, strlen(out + 2) + 1);
+}
+
+/*
+ * The message as this server can take it, decided after its EHLO reply.
+ * With SMTPUTF8 (RFC 6531) a message that needs it goes as it is, MAIL
+ * FROM with the SMTPUTF8 parameter.  Without it: a sender or recipient
+ * that is not ASCII fails with 553 5.6.7 (no address downgrade), a UTF-8
+ * header is downgraded to RFC 2047 (downgrade_header) or fails with 554
+ * 5.6.9.  Then RFC 6152: an 8-bit body for a server without 8BITMIME
+ * becomes quoted-printable (body_to_qp) or fails with 554 5.6.3.  -v
+ * names each step.  Returns the job to send: j, or *alt when the message
+ * was converted (into conv; the caller frees conv and alt's wire); NULL
+ * when nobody is left to send to.
+ */
+static struct job *fit_message(struct job *j, const struct extensions *ext, const char *label,
+			       const char *mta, struct recipient **rv, int n, struct job *alt,
+			       struct buffer *conv)
+{
+	struct buffer in = { NULL, 0, 0 }, hdr = { NULL, 0, 0 };
+	char why[300];
+	size_t body, hlen;
+	int header = 0;
+
+	utf8_reasons(j, rv, n, why, sizeof why);
+	if (why[0])
+		VERBOSE("needs SMTPUTF8: yes (%s)", why);
+	j->smtputf8 = why[0] && ext->smtputf8;
+	*alt = *j;
+	memset(&alt->wire, 0, sizeof alt->wire);
+	if (why[0] && !ext->smtputf8) {         /* RFC 6531 3.5: not without it */
+		if (has_8bit(j->sender, strlen(j->sender)))
+			fail_pending(rv, n, 0, label, mta,
+				     "553 5.6.7 non-ASCII sender, server does not offer SMTPUTF8", "5.6.7");
+		fail_pending(rv, n, 1, label, mta,
+			     "553 5.6.7 non-ASCII address, server does not offer SMTPUTF8", "5.6.7");
+		header = j->hdr8 && pending(rv, n, 0);
+	}
+	if (!header && !(j->body8 && !ext->eightbit))
+		return pending(rv, n, 0) ? j : NULL;
+	if (!pending(rv, n, 0))
+		return NULL;
+	buffer_add(&in, j->msg, j->mlen);       /* a copy to work on, LF line ends */
+	normalize_newlines(&in);
+	hlen = header_length(in.data, in.len, &body);
+	if (header && downgrade_header(in.data, hlen, &hdr, why, sizeof why) < 0) {
+		fail_pending(rv, n, 0, label, mta, why, "5.6.9");
+	} else if (header) {
+		VERBOSE("header downgraded to RFC 2047 for %s", label);
+		buffer_add(&hdr, in.data + hlen, in.len - hlen);     /* the empty line, the body */
+		free(in.data);
+		in = hdr;
+		memset(&hdr, 0, sizeof hdr);
+	}
+	if (pending(rv, n, 0) && j->body8 && !ext->eightbit) {  /* RFC 6152 3 */
+		if (body_to_qp(in.data, in.len, &hdr) < 0) {
+			fail_pending(rv, n, 0, label, mta,
+				     "554 5.6.3 8-bit message, server does not offer 8BITMIME", "5.6.3");
+		} else {
+			VERBOSE("body converted to quoted-printable for %s", label);
+			free(in.data);
+			in = hdr;
+			memset(&hdr, 0, sizeof hdr);
+		}
+	}
+	free(hdr.data);
+	*conv = in;
+	if (!pending(rv, n, 0))
+		return NULL;
+	make_wire(conv->data, conv->len, alt);
+	return alt;
 }
 
 /* ==== Delivery: by domain, host by host ========================================== */
@@ -2178,6 +3028,11 @@ static void deliver_domain(struct job *j, const char *domain, struct recipient *
 	case ROUTE_TEMP:
 		settle_local(rv, n, DEFERRED, "4.4.3", r->why);
 		break;
+	case ROUTE_NOTUTF8:
+		settle_local(rv, n, FAILED, "5.1.3", r->why);
+		for (i = 0; i < n; i++)
+			rv[i]->notutf8 = 1;
+		break;
 	case ROUTE_OK:
 		deliver_hosts(j, domain, r, rv, n);
 		break;
@@ -2209,23 +3064,27 @@ static void deliver_all(struct job *j)
 	free(rv);
 }
 
-/* sysexits from the results: 68 before 69 before 75 before 0. */
+/* sysexits from the results: 65 (an address that is not UTF-8: the
+ * input is wrong) before 68 before 69 before 75 before 0. */
 static int exit_status(const struct job *j)
 {
-	int i, nohost = 0, failed = 0, deferred = 0;
+	int i, notutf8 = 0, nohost = 0, failed = 0, deferred = 0;
 
 	for (i = 0; i < j->nrcpt; i++) {
+		notutf8 |= j->rcpt[i].status == FAILED && j->rcpt[i].notutf8;
 		nohost |= j->rcpt[i].status == FAILED && j->rcpt[i].nohost;
 		failed |= j->rcpt[i].status == FAILED;
 		deferred |= j->rcpt[i].status != SENT && j->rcpt[i].status != FAILED;
 	}
-	return nohost ? EX_NOHOST : failed ? EX_UNAVAILABLE : deferred ? EX_TEMPFAIL : EX_OK;
+	return notutf8 ? EX_DATAERR : nohost ? EX_NOHOST : failed ? EX_UNAVAILABLE
+	     : deferred ? EX_TEMPFAIL : EX_OK;
 }
 
 /* ==== The queue (format in NOTES.md) ================================================ */
 
 struct entry {
 	int own;                        /* "origin smtp_send": a bounce we wrote */
+	int smtputf8;                   /* "smtputf8 yes": sent to us with SMTPUTF8 */
 	char id[128];
 	char sender[ADDR_SIZE];
 	long long arrival, next;
@@ -2271,7 +3130,8 @@ static int sync_dir(const char *path)
 
 /* Write QUEUE/tmp/<id>, fsync, rename over QUEUE/entries/<id>, fsync the
  * directory: the entry is there whole, or not at all.  The envelope is
- * e's, with the recipients rv[]. */
+ * e's, with the recipients rv[].  Always version 2 (NOTES.md: the
+ * format); "smtputf8 yes" only when it holds. */
 static int write_entry(const struct entry *e, struct recipient **rv, int n)
 {
 	struct buffer b = { NULL, 0, 0 };
@@ -2281,8 +3141,9 @@ static int write_entry(const struct entry *e, struct recipient **rv, int n)
 	snprintf(tmp, sizeof tmp, "%s/tmp/%s", opt.queue_dir, e->id);
 	snprintf(dst, sizeof dst, "%s/entries/%s", opt.queue_dir, e->id);
 	snprintf(dir, sizeof dir, "%s/entries", opt.queue_dir);
-	buffer_printf(&b, "version 1\nid %s\n%ssender <%s>\narrival %lld\nattempts %d\nnext %lld\n",
-		      e->id, e->own ? "origin smtp_send\n" : "", e->sender, e->arrival, e->attempts, e->next);
+	buffer_printf(&b, "version 2\nid %s\n%s%ssender <%s>\narrival %lld\nattempts %d\nnext %lld\n",
+		      e->id, e->own ? "origin smtp_send\n" : "", e->smtputf8 ? "smtputf8 yes\n" : "",
+		      e->sender, e->arrival, e->attempts, e->next);
 	for (i = 0; i < n; i++)
 		buffer_printf(&b, "rcpt <%s>\n", rv[i]->addr);
 	buffer_add(&b, "\n", 1);
@@ -2345,8 +3206,8 @@ static int entry_number(const char *v, long long *out)
  * An entry's envelope (format in NOTES.md), read as if a stranger wrote
  * it.  The id is the file's name, never the id line: a renamed copy is
  * an entry of its own and is rewritten under its own name.  The id line,
- * when there is one, must be a safe id too.  "version 1", "sender" and
- * "arrival" are required, and one "rcpt" at least: without them the
+ * when there is one, must be a safe id too.  "version 1" or "version 2",
+ * "sender" and "arrival" are required, and one "rcpt" at least: without them the
  * entry is malformed (why[] says how) and left alone, never guessed (a
  * null sender would discard its bounces, arrival 0 expire it at once).
  * The message follows the empty line.
@@ -2372,7 +3233,7 @@ static int parse_entry(const char *name, char *text, size_t len, struct entry *e
 		if (p == nl) {                          /* the empty line */
 			e->message = nl + 1;
 			e->mlen = (size_t)(end - (nl + 1));
-			set_text(why, wsize, "%s", version != 1 ? "not version 1" : !sender ? "no sender line"
+			set_text(why, wsize, "%s", version != 1 && version != 2 ? "not version 1 or 2" : !sender ? "no sender line"
 				 : !arrival ? "no arrival line" : j->nrcpt == 0 ? "no rcpt line" : "");
 			return why[0] ? -1 : 0;
 		}
@@ -2390,6 +3251,8 @@ static int parse_entry(const char *name, char *text, size_t len, struct entry *e
 			bad = entry_number(v, &e->arrival) < 0 ? "bad arrival line" : NULL;
 		} else if (strcmp(p, "origin smtp_send") == 0) {
 			e->own = 1;
+		} else if (strcmp(p, "smtputf8 yes") == 0) {
+			e->smtputf8 = 1;
 		} else if (strncmp(p, "attempts ", 9) == 0) {
 			e->attempts = atoi(v);
 		} else if (strncmp(p, "next ", 5) == 0) {
@@ -2495,6 +3358,22 @@ static void bounce_text(struct buffer *m, const struct entry *e, struct recipien
 		      "returned.\n");
 }
 
+/* One part of a multipart body: its fields, the content.  A part with
+ * 8-bit bytes (UTF-8 addresses, a UTF-8 header returned) says so in
+ * Content-Transfer-Encoding (RFC 2045 6.2), and a text part's charset is
+ * UTF-8 then. */
+static void add_part(struct buffer *m, const char *boundary, const char *what, const char *type,
+		     const struct buffer *content)
+{
+	int eight = has_8bit(content->data ? content->data : "", content->len);
+
+	buffer_printf(m, "\n--%s\nContent-Description: %s\nContent-Type: %s%s\n%s\n", boundary, what, type,
+		      strcmp(type, "text/plain") == 0 ? (eight ? "; charset=utf-8" : "; charset=us-ascii") : "",
+		      eight ? "Content-Transfer-Encoding: 8bit\n" : "");
+	if (content->len)
+		buffer_add(m, content->data, content->len);
+}
+
 /*
  * RFC 3464 delivery status notification, RFC 6522 multipart/report: a
  * human part, the machine-readable status per recipient, and the original
@@ -2503,7 +3382,7 @@ static void bounce_text(struct buffer *m, const struct entry *e, struct recipien
  */
 static int write_bounce(const struct entry *e, struct recipient **rv, int n, char *id, size_t idsize)
 {
-	struct buffer m = { NULL, 0, 0 };
+	struct buffer m = { NULL, 0, 0 }, part[3] = { { NULL, 0, 0 }, { NULL, 0, 0 }, { NULL, 0, 0 } };
 	struct recipient to;
 	struct recipient *top = &to;
 	struct entry b;
@@ -2519,28 +3398,27 @@ static int write_bounce(const struct entry *e, struct recipient **rv, int n, cha
 	buffer_printf(&m, "Subject: Undelivered Mail Returned to Sender\nDate: %s\n", date);
 	buffer_printf(&m, "Message-ID: <%s@%s>\nAuto-Submitted: auto-replied\nMIME-Version: 1.0\n", id, opt.helo);
 	buffer_printf(&m, "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"%s\"\n\n", boundary);
-	buffer_printf(&m, "This is a MIME-encapsulated message.\n\n--%s\n", boundary);
-	buffer_printf(&m, "Content-Description: Notification\nContent-Type: text/plain; charset=us-ascii\n\n");
-	bounce_text(&m, e, rv, n);
-	buffer_printf(&m, "\n--%s\nContent-Description: Delivery report\n"
-		      "Content-Type: message/delivery-status\n\n", boundary);
-	buffer_printf(&m, "Reporting-MTA: dns; %s\nX-Queue-ID: %s\nArrival-Date: %s\n", opt.helo, e->id, arrived);
+	buffer_printf(&m, "This is a MIME-encapsulated message.\n");
+	bounce_text(&part[0], e, rv, n);
+	buffer_printf(&part[1], "Reporting-MTA: dns; %s\nX-Queue-ID: %s\nArrival-Date: %s\n", opt.helo, e->id, arrived);
 	for (i = 0; i < n; i++) {               /* RFC 3464 2.3: per recipient */
-		buffer_printf(&m, "\nFinal-Recipient: rfc822; %s\nAction: failed\nStatus: %s\n",
+		buffer_printf(&part[1], "\nFinal-Recipient: rfc822; %s\nAction: failed\nStatus: %s\n",
 			      rv[i]->addr, rv[i]->dsn);
 		if (rv[i]->mta[0])
-			buffer_printf(&m, "Remote-MTA: dns; %s\n", rv[i]->mta);
+			buffer_printf(&part[1], "Remote-MTA: dns; %s\n", rv[i]->mta);
 		if (rv[i]->from_smtp)
-			add_folded(&m, "Diagnostic-Code: smtp; ", rv[i]->reply, "\t");
+			add_folded(&part[1], "Diagnostic-Code: smtp; ", rv[i]->reply, "\t");
 	}
-	buffer_printf(&m, "\n--%s\nContent-Description: Undelivered Message Headers\n"
-		      "Content-Type: text/rfc822-headers\n\n", boundary);
-	buffer_add(&m, e->message, hlen);
+	buffer_add(&part[2], e->message, hlen);
+	add_part(&m, boundary, "Notification", "text/plain", &part[0]);
+	add_part(&m, boundary, "Delivery report", "message/delivery-status", &part[1]);
+	add_part(&m, boundary, "Undelivered Message Headers", "text/rfc822-headers", &part[2]);
 	buffer_printf(&m, "\n--%s--\n", boundary);
 	memset(&to, 0, sizeof to);
 	snprintf(to.addr, sizeof to.addr, "%s", e->sender);
 	memset(&b, 0, sizeof b);                /* from <>, written by us */
 	b.own = 1;
+	b.smtputf8 = e->smtputf8 || has_8bit(e->sender, strlen(e->sender));
 	snprintf(b.id, sizeof b.id, "%s", id);
 	b.arrival = b.next = (long long)time(NULL);
 	b.message = m.data;
@@ -2548,6 +3426,8 @@ static int write_bounce(const struct entry *e, struct recipient **rv, int n, cha
 	r = write_entry(&b, &top, 1);
 	if (r == 0)
 		note("queue: bounce %s queued for <%s>", id, e->sender);
+	for (i = 0; i < 3; i++)
+		free(part[i].data);
 	free(m.data);
 	return r;
 }
@@ -2690,6 +3570,7 @@ static void run_entry(const char *name, struct queue_stats *st, char *bounce_id,
 		     e.own ? " (our bounce)" : "");
 		j.sender = e.sender;
 		j.relaying = !e.own;            /* our own bounce may go to our smtpd */
+		j.asked_utf8 = e.smtputf8;
 		make_wire(e.message, e.mlen, &j);
 		deliver_all(&j);
 		settle_entry(path, &e, &j, st, bounce_id, bsize);

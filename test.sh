@@ -182,7 +182,7 @@ children_of() {
 
 # ---- run -------------------------------------------------------------------------
 
-for f in session addresses limits send resilience teaching exercises graders catch citations peers; do
+for f in session addresses limits send resilience teaching exercises graders catch citations peers intl; do
 	# shellcheck source=/dev/null
 	. "$TOP/tests/groups/$f.sh"
 done

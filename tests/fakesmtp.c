@@ -17,6 +17,7 @@
  *   rcpt451    every RCPT gets 451 (and DATA 554)
  *   heloonly   an old server: EHLO gets 502, HELO works, no extensions
  *   no8bit     EHLO offers only PIPELINING and SIZE
+ *   utf8       EHLO offers SMTPUTF8 too (RFC 6531)
  *   bareehlo   the EHLO reply ends in a bare "250" line
  *   bigehlo    an EHLO reply of six lines, 8 KiB: four of 2 KiB, SIZE, 8BITMIME
  *   data250    DATA is answered 250 instead of 354 (out of step)
@@ -96,6 +97,8 @@ static void ehlo(int fd)
 		put(fd, "250-PIPELINING\r\n250\r\n");
 	else if (is("no8bit"))
 		put(fd, "250-PIPELINING\r\n250 SIZE 10240000\r\n");
+	else if (is("utf8"))
+		put(fd, "250-PIPELINING\r\n250-SIZE 10240000\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n");
 	else
 		put(fd, "250-PIPELINING\r\n250-SIZE 10240000\r\n250 8BITMIME\r\n");
 }

@@ -209,12 +209,17 @@ t_peer_8bit() {
 	# RFC 6152 3: no 8-bit data to a server that does not offer 8BITMIME
 	local out rc
 	fake peer8bit no8bit
-	out=$(printf 'Subject: 8\n\nGr\303\274\303\237e\n' | "$SEND" -S "127.0.0.1:$PORT" -f s@c.test x@p.test 2>&1); rc=$?
-	check "8-bit message, no 8BITMIME: 554 5.6.3 (69), no 8-bit byte sent, no DATA" \
+	out=$(printf 'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\nGr\303\274\303\237e\n--b--\n' |
+		"$SEND" -S "127.0.0.1:$PORT" -f s@c.test x@p.test 2>&1); rc=$?
+	check "8-bit multipart message, no 8BITMIME: 554 5.6.3 (69), no 8-bit byte sent, no DATA" \
 		"69|smtp_send: <x@p.test> failed relay=127.0.0.1[127.0.0.1]:$PORT reply=\"554 5.6.3 8-bit message, server does not offer 8BITMIME\"|0|0" \
 		"$rc|$out|$(LC_ALL=C grep -a -c $'[\x80-\xff]' "$T/peer8bit.in")|$(grep -a -c '^DATA' "$T/peer8bit.in")"
 	out=$(printf 'Subject: 7\n\nGruesse\n' | "$SEND" -S "127.0.0.1:$PORT" -f s@c.test x@p.test 2>&1); rc=$?
 	check "7-bit message to the same server: sent" "0" "$rc"
+	: >"$T/peer8bit.in"
+	out=$(printf 'Subject: 8\n\nGr\303\274\303\237e\n' | "$SEND" -S "127.0.0.1:$PORT" -f s@c.test x@p.test 2>&1); rc=$?
+	check "8-bit single-part text, no 8BITMIME: sent as quoted-printable (issue 10), no 8-bit byte" "0|0|1" \
+		"$rc|$(LC_ALL=C grep -a -c $'[\x80-\xff]' "$T/peer8bit.in")|$(grep -a -c '^Gr=C3=BC=C3=9Fe' "$T/peer8bit.in")"
 	stop_pid "$SPID"
 }
 
