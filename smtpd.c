@@ -83,7 +83,10 @@
 #define ADDR_SIZE (LOCAL_MAX + 1 + DOMAIN_MAX + 1)  /* room for local@domain */
 #define RCPT_MAX       100  /* RFC 5321 4.5.3.1.8: at least 100 must be taken */
 #define HOPS_MAX       100  /* RFC 5321 6.3: more Received: lines means a loop */
-#define ERRORS_MAX      10  /* bad commands tolerated, then 421 (as Postfix) */
+#define ERRORS_MAX      20  /* errors in a session, then 421 (Postfix's
+                               smtpd_hard_error_limit, default 20) */
+#define JUNK_MAX       100  /* NOOP, RSET, VRFY, EXPN, HELP in a session (Postfix's
+                               smtpd_junk_command_limit, default 100) */
 #define DELIVERY_MAX  1000  /* copies of one message after alias expansion */
 #define ALIAS_DEPTH     10  /* nesting of aliases */
 #define DOMAINS_MAX     32
@@ -122,6 +125,7 @@ enum state {
 };
 #define IN(st) (1u << (st))
 #define ANY_STATE (IN(ST_START) | IN(ST_READY) | IN(ST_MAIL) | IN(ST_RCPT))
+#define JUNK (1u << 8)      /* in commands[]: moves no mail, counted (JUNK_MAX) */
 
 struct address {                    /* one parsed RFC 5321 path */
 	int null;                   /* the null path <> */
@@ -151,7 +155,8 @@ struct session {
 	enum state state;
 	int esmtp;                  /* EHLO rather than HELO */
 	char helo[256];
-	int errors;                 /* bad commands so far */
+	int errors;                 /* errors so far (reply_error) */
+	int junk;                   /* NOOP, RSET, VRFY, EXPN, HELP so far */
 	int quit;                   /* close after this reply */
 	int dead;                   /* write failed: client gone */
 	time_t deadline;            /* the line being read must be in by then */
@@ -303,26 +308,32 @@ static void reply(struct session *s, int code, const char *esc, const char *fmt,
 	va_end(ap);
 }
 
-/* A reply to a bad command: counted; too many end the session (Postfix's
- * hard error limit), since a client that errs that much is not a mailer. */
+/*
+ * A reply to an error: a bad command, a command out of order, or a
+ * refused recipient.  All count toward one limit; the reply that reaches
+ * it is followed by 421 and the end of the session (Postfix's hard error
+ * limit).  A client that errs that much is not a mailer: it is guessing
+ * addresses (harvesting without VRFY) or lost.
+ */
 static void reply_error(struct session *s, int code, const char *esc, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (++s->errors > ERRORS_MAX) {
-		reply(s, 421, "4.7.0", "%s Too many errors, closing connection", cfg.hostname);
-		log_event(s, "too-many-errors count=%d", s->errors);
-		s->quit = 1;
-		return;
-	}
 	va_start(ap, fmt);
 	vreply(s, code, esc, fmt, ap);
 	va_end(ap);
+	if (++s->errors >= ERRORS_MAX && !s->quit) {
+		reply(s, 421, "4.7.0", "%s Too many errors, closing connection", cfg.hostname);
+		log_event(s, "too-many-errors count=%d", s->errors);
+		s->quit = 1;
+	}
 }
 
 /* ---- Input: a buffered reader with a read timeout ------------------------- */
 
-enum { IN_EOF = 0, IN_ERROR = -1, IN_TIMEOUT = -2, IN_TOO_LONG = -3 };
+/* What the readers return instead of a length (a length may be 0: an
+ * empty command line is a line, not the end of the connection). */
+enum { IN_EOF = -1, IN_ERROR = -2, IN_TIMEOUT = -3, IN_TOO_LONG = -4 };
 
 /* Get more bytes into s->in.  Replies waiting in s->out are flushed first:
  * the client may be waiting for them (RFC 2920 3.2), so never block on
@@ -365,6 +376,8 @@ static int fill(struct session *s)
 		log_event(s, "read-error error=\"%s\"", strerror(errno));
 		return IN_ERROR;
 	}
+	if (n == 0)
+		return IN_EOF;
 	s->in_end += (size_t)n;
 	return (int)n;
 }
@@ -398,7 +411,7 @@ static int read_line(struct session *s, char *line)
 			s->in_start = s->in_end;
 		}
 		int r = fill(s);
-		if (r <= 0)
+		if (r < 0)
 			return r;
 	}
 }
@@ -870,7 +883,9 @@ static void cmd_unsupported(struct session *s, char *arg);
 
 /*
  * The command table: reading it is reading the protocol.  Each row is a
- * verb, the states it is allowed in (else 503, RFC 5321 4.1.4), the
+ * verb, the states it is allowed in (else 503, RFC 5321 4.1.4) and JUNK
+ * for the commands that move no mail (more than JUNK_MAX of them end the
+ * session: a client that only NOOPs holds a slot for nothing), the
  * function, and the text HELP shows.  There is no "ends a pipelined group"
  * flag: replies are flushed whenever the input runs dry, which is exactly
  * when a pipelining client waits for them (RFC 2920 3.2).
@@ -892,15 +907,15 @@ static const struct command {
 	  "RCPT TO:<recipient>: add one recipient; repeat for more, up to 100 (RFC 5321 4.1.1.3)" },
 	{ "DATA", IN(ST_MAIL) | IN(ST_RCPT), cmd_data,
 	  "DATA: send the message, then a line holding only \".\" (RFC 5321 4.1.1.4)" },
-	{ "RSET", ANY_STATE, cmd_rset,
+	{ "RSET", ANY_STATE | JUNK, cmd_rset,
 	  "RSET: forget the current transaction (RFC 5321 4.1.1.5)" },
-	{ "VRFY", ANY_STATE, cmd_vrfy,
+	{ "VRFY", ANY_STATE | JUNK, cmd_vrfy,
 	  "VRFY <user>: does this mailbox exist? Off unless smtpd runs with -V (RFC 5321 4.1.1.6)" },
-	{ "EXPN", ANY_STATE, cmd_expn,
+	{ "EXPN", ANY_STATE | JUNK, cmd_expn,
 	  "EXPN <alias>: list an alias's members. Off unless smtpd runs with -V (RFC 5321 4.1.1.7)" },
-	{ "HELP", ANY_STATE, cmd_help,
+	{ "HELP", ANY_STATE | JUNK, cmd_help,
 	  "HELP [command]: this text (RFC 5321 4.1.1.8)" },
-	{ "NOOP", ANY_STATE, cmd_noop,
+	{ "NOOP", ANY_STATE | JUNK, cmd_noop,
 	  "NOOP: do nothing, answer 250 (RFC 5321 4.1.1.9)" },
 	{ "QUIT", ANY_STATE, cmd_quit,
 	  "QUIT: end the session (RFC 5321 4.1.1.10)" },
@@ -1050,9 +1065,9 @@ static void cmd_rcpt(struct session *s, char *arg)
 	log_event(s, "rcpt to=<%s> status=%d", text, code);
 	if (code != 250) {
 		s->dl.n = before;
-		if (code == 501)
+		if (code / 100 == 5)            /* refused: counts as an error */
 			reply_error(s, code, esc, "<%s>: %s", text, why);
-		else
+		else                            /* 452: try again later; no fault */
 			reply(s, code, esc, "<%s>: %s", text, why);
 		return;
 	}
@@ -1112,7 +1127,7 @@ static void cmd_vrfy(struct session *s, char *arg)
 	else if (!local)
 		reply(s, 252, "2.1.5", "Not a local address; will accept and attempt delivery");
 	else if (dl.n == 0)
-		reply(s, 550, "5.1.1", "User unknown");
+		reply_error(s, 550, "5.1.1", "User unknown");
 	else if (dl.n == 1)
 		reply(s, 250, "2.1.5", "<%s>", dl.v[0].rcpt);
 	else
@@ -1143,7 +1158,7 @@ static void cmd_expn(struct session *s, char *arg)
 	if (lookup_local(s, arg, &dl, &local) < 0)
 		reply_error(s, 501, "5.1.3", "Bad address syntax");
 	else if (!local || dl.n == 0)
-		reply(s, 550, "5.1.1", "No such local alias or user");
+		reply_error(s, 550, "5.1.1", "No such local alias or user");
 	else {
 		for (i = 0; i < dl.n; i++)
 			if (buffer_printf(&text, "%s<%s>", i ? "\n" : "", dl.v[i].rcpt) < 0)
@@ -1240,7 +1255,7 @@ static int read_data(struct session *s, int *bare, int *too_big)
 	s->deadline = time(NULL) + cfg.timeout;
 	for (;;) {
 		char c;
-		if (s->in_start == s->in_end && (r = fill(s)) <= 0)
+		if (s->in_start == s->in_end && (r = fill(s)) < 0)
 			return r;
 		c = s->in[s->in_start++];
 		switch (st) {
@@ -1530,7 +1545,7 @@ static void cmd_data(struct session *s, char *arg)
 		s->quit = 1;
 		return;
 	}
-	if (r <= 0) {                           /* client gone: nothing is kept */
+	if (r < 0) {                            /* client gone: nothing is kept */
 		log_event(s, "data-aborted reason=disconnect");
 		s->quit = 1;
 		return;
@@ -1574,6 +1589,12 @@ static void dispatch(struct session *s, char *line)
 			break;
 	if (i == NCOMMANDS) {
 		reply_error(s, 500, "5.5.2", "Command unrecognized");
+		return;
+	}
+	if ((commands[i].allowed & JUNK) && ++s->junk > JUNK_MAX) {
+		reply(s, 421, "4.7.0", "%s Too many junk commands, closing connection", cfg.hostname);
+		log_event(s, "too-many-junk-commands count=%d", s->junk - 1);
+		s->quit = 1;
 		return;
 	}
 	if (!(commands[i].allowed & IN(s->state))) {
@@ -1673,6 +1694,10 @@ static void session(int fd, const struct sockaddr_storage *peer)
 		}
 		if (cfg.verbose)
 			log_event(s, "C: %s", line);
+		if (n == 0) {                   /* not the end: RFC 5321 3.8, RFC 2920 3.2 */
+			reply_error(s, 500, "5.5.2", "Syntax error, empty command");
+			continue;
+		}
 		if (!is_7bit_command(line, (size_t)n)) {
 			reply_error(s, 500, "5.5.2", "Commands are 7-bit ASCII without NUL bytes");
 			continue;
