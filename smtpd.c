@@ -45,7 +45,8 @@
  *
  * DIAGNOSTICS
  *   One line per event on stderr, "smtpd: sid=<session> <event> key=value";
- *   with -v also every line sent (S:) and received (C:).
+ *   with -v also every line sent (S:) and received (C:).  Bytes outside
+ *   0x20-0x7E are logged escaped (\r, \t, \x1b; in C: lines also \\).
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -77,6 +78,9 @@
 /* ---- Limits, each with where it comes from ------------------------------ */
 
 #define CMD_LINE_MAX   512  /* RFC 5321 4.5.3.1.4: command line, CRLF included */
+#define REPLY_LINE_MAX 512  /* RFC 5321 4.5.3.1.5: reply line, CRLF included */
+#define ECHO_MAX        64  /* a client's words quoted in a reply, at most */
+#define LABEL_MAX       63  /* RFC 1035 2.3.4: one label of a domain */
 #define LOCAL_MAX       64  /* RFC 5321 4.5.3.1.1: local part */
 #define DOMAIN_MAX     255  /* RFC 5321 4.5.3.1.2: domain */
 #define PATH_LEN       256  /* RFC 5321 4.5.3.1.3: path, brackets included */
@@ -157,6 +161,7 @@ struct session {
 	char helo[256];
 	int errors;                 /* errors so far (reply_error) */
 	int junk;                   /* NOOP, RSET, VRFY, EXPN, HELP so far */
+	int bare_lf_noted;          /* -v said once that lines end in bare LF */
 	int quit;                   /* close after this reply */
 	int dead;                   /* write failed: client gone */
 	time_t deadline;            /* the line being read must be in by then */
@@ -178,18 +183,68 @@ static unsigned long deliveries_made;   /* Q<n> in Maildir names */
 
 /* ---- Logging -------------------------------------------------------------- */
 
+/*
+ * Peer bytes never reach a log or a reply raw: a byte outside 0x20-0x7E
+ * is written as \r, \n, \t or \xHH, so a CR hidden in a HELO name or a
+ * bare LF in a message shows in the transcript instead of acting on the
+ * terminal (or on a log parser).  With backslash set, '\' itself becomes
+ * "\\", so the escaped text is unambiguous (for C: lines).  Writes at most
+ * size-1 bytes and a NUL, never half an escape; returns the length.
+ */
+static size_t escape_bytes(char *out, size_t size, const char *p, size_t n, int backslash)
+{
+	size_t o = 0, i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		char e[5];
+		if (c == '\\' && backslash)
+			snprintf(e, sizeof e, "\\\\");
+		else if (c >= 0x20 && c <= 0x7e)
+			snprintf(e, sizeof e, "%c", c);
+		else if (c == '\r' || c == '\n' || c == '\t')
+			snprintf(e, sizeof e, "\\%c", c == '\r' ? 'r' : c == '\n' ? 'n' : 't');
+		else
+			snprintf(e, sizeof e, "\\x%02x", c);
+		if (o + strlen(e) >= size)
+			break;
+		memcpy(out + o, e, strlen(e));
+		o += strlen(e);
+	}
+	if (size > 0)
+		out[o] = '\0';
+	return o;
+}
+
+#define LOG_LINE_MAX (4 * CMD_LINE_MAX + 100)   /* an escaped command line fits */
+
 static void log_event(const struct session *s, const char *fmt, ...)
 {
-	char line[1024];
+	char line[LOG_LINE_MAX], safe[LOG_LINE_MAX];
 	va_list ap;
+	int n;
 
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
+	n = vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof line)
+		n = (int)sizeof line - 1;
+	escape_bytes(safe, sizeof safe, line, (size_t)n, 0);
 	if (s)
-		fprintf(stderr, "smtpd: sid=%s %s\n", s->id, line);
+		fprintf(stderr, "smtpd: sid=%s %s\n", s->id, safe);
 	else
-		fprintf(stderr, "smtpd: %s\n", line);
+		fprintf(stderr, "smtpd: %s\n", safe);
+}
+
+/* With -v: one line from the client, as it came (escaped, NULs included). */
+static void log_client(const struct session *s, const char *p, size_t n)
+{
+	char safe[4 * CMD_LINE_MAX + 1];
+
+	escape_bytes(safe, sizeof safe, p, n, 1);
+	log_event(s, "C: %s", safe);
 }
 
 /* ---- A growable buffer: the message, queue entries, long replies ------- */
@@ -265,11 +320,13 @@ static void put_out(struct session *s, const char *p, size_t n)
  * The one reply function (RFC 5321 4.2).  The text may hold several lines
  * separated by '\n'; all but the last go out as "code-", the last as
  * "code " (4.2.1).  esc is the enhanced status code (RFC 3463) or NULL.
+ * Whatever the text holds (a client's words too), a line goes out with
+ * bytes 0x20-0x7E only, and at most REPLY_LINE_MAX octets with its CRLF.
  */
 static void vreply(struct session *s, int code, const char *esc,
 		   const char *fmt, va_list ap)
 {
-	char text[4096], line[1100];
+	char text[4096], safe[REPLY_LINE_MAX], line[REPLY_LINE_MAX + 1];
 	char *p = text, *nl, *big = NULL;
 	va_list again;
 	int n;
@@ -282,17 +339,16 @@ static void vreply(struct session *s, int code, const char *esc,
 	}
 	va_end(again);
 	for (;;) {
-		int n;
 		nl = strchr(p, '\n');
-		if (nl)
-			*nl = '\0';
-		n = snprintf(line, sizeof line, "%d%c%s%s%s\r\n", code,
-			     nl ? '-' : ' ', esc ? esc : "", esc ? " " : "", p);
-		if (n < 0 || (size_t)n >= sizeof line)
-			n = (int)sizeof line - 1;
+		escape_bytes(safe, sizeof safe, p, nl ? (size_t)(nl - p) : strlen(p), 0);
+		n = snprintf(line, REPLY_LINE_MAX - 1, "%d%c%s%s%s", code,
+			     nl ? '-' : ' ', esc ? esc : "", esc ? " " : "", safe);
+		if (n < 0 || n > REPLY_LINE_MAX - 2)    /* cut: CRLF must fit */
+			n = REPLY_LINE_MAX - 2;
 		if (cfg.verbose)
-			log_event(s, "S: %.*s", n - 2, line);
-		put_out(s, line, (size_t)n);
+			log_event(s, "S: %s", line);
+		memcpy(line + n, "\r\n", 2);
+		put_out(s, line, (size_t)n + 2);
 		if (!nl)
 			break;
 		p = nl + 1;
@@ -402,6 +458,10 @@ static int read_line(struct session *s, char *line)
 			n--;
 			if (n > 0 && start[n - 1] == '\r')
 				n--;
+			else if (cfg.verbose && !s->bare_lf_noted) {   /* a student's nc without -C */
+				log_event(s, "client sends bare LF line ends; use nc -C");
+				s->bare_lf_noted = 1;
+			}
 			memcpy(line, start, n);
 			line[n] = '\0';
 			return (int)n;
@@ -931,20 +991,51 @@ static const struct command {
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
+/*
+ * RFC 5321 4.1.1.1: HELO and EHLO take one argument, a Domain or an
+ * address-literal.  Labels may also hold '_' (real hosts have it in their
+ * names); each is 1 to 63 octets, the whole at most 255.  Only the syntax
+ * is checked: a name that is merely false must not be refused (4.1.4);
+ * Received: shows the real address next to it.  What passes cannot carry
+ * a CR, a TAB or a '(' into Received: or a reply.
+ */
+static int valid_helo(const char *arg)
+{
+	char lit[DOMAIN_MAX + 1];
+	const char *p, *end;
+	size_t label = 0;
+	int is_literal;
+
+	if (arg[0] == '[')
+		return (end = parse_domain(arg, lit, &is_literal)) && *end == '\0';
+	for (p = arg; *p; p++) {
+		if (*p == '.' && label > 0)
+			label = 0;
+		else if ((isalnum((unsigned char)*p) || *p == '-' || *p == '_') && label < LABEL_MAX)
+			label++;
+		else
+			return 0;
+	}
+	return label > 0 && p - arg <= DOMAIN_MAX;
+}
+
 /* RFC 5321 4.1.1.1 HELO/EHLO: the client names itself; a transaction in
- * progress is abandoned (4.1.4). */
+ * progress is abandoned (4.1.4).  Trailing spaces are tolerated. */
 static int greet(struct session *s, char *arg, const char *verb)
 {
-	size_t n = strcspn(arg, " ");
+	size_t n = strlen(arg);
 
+	while (n > 0 && arg[n - 1] == ' ')
+		arg[--n] = '\0';
 	if (n == 0) {
 		reply_error(s, 501, "5.5.4", "Syntax: %s <hostname>", verb);
 		return -1;
 	}
-	if (n >= sizeof s->helo)
-		n = sizeof s->helo - 1;
-	memcpy(s->helo, arg, n);
-	s->helo[n] = '\0';
+	if (!valid_helo(arg)) {
+		reply_error(s, 501, "5.5.4", "Syntax: %s takes one domain name or address literal", verb);
+		return -1;
+	}
+	memcpy(s->helo, arg, n + 1);            /* n <= DOMAIN_MAX < sizeof s->helo */
 	s->state = ST_READY;
 	reset_transaction(s);
 	return 0;
@@ -999,7 +1090,8 @@ static int mail_params(struct session *s, const char *p)
 				return -1;
 			}
 		} else {
-			reply_error(s, 555, "5.5.4", "Unsupported parameter %.*s", (int)n, p);
+			reply_error(s, 555, "5.5.4", "Unsupported parameter %.*s%s",
+				    (int)(n > ECHO_MAX ? ECHO_MAX : n), p, n > ECHO_MAX ? "..." : "");
 			return -1;
 		}
 		p += n;
@@ -1053,7 +1145,8 @@ static void cmd_rcpt(struct session *s, char *arg)
 	while (*p == ' ')
 		p++;
 	if (*p) {
-		reply_error(s, 555, "5.5.4", "Unsupported parameter %s", p);
+		reply_error(s, 555, "5.5.4", "Unsupported parameter %.*s%s",
+			    ECHO_MAX, p, strlen(p) > ECHO_MAX ? "..." : "");
 		return;
 	}
 	address_text(&a, text, sizeof text);
@@ -1188,7 +1281,8 @@ static void cmd_help(struct session *s, char *arg)
 			reply(s, 214, "2.0.0", "%s", commands[i].help);
 			return;
 		}
-	reply(s, 504, "5.5.1", "HELP: no such command: %s", arg);
+	reply(s, 504, "5.5.1", "HELP: no such command: %.*s%s", ECHO_MAX, arg,
+	      strlen(arg) > ECHO_MAX ? "..." : "");
 }
 
 /* RFC 5321 4.2.4: a command we know of but do not implement. */
@@ -1693,7 +1787,7 @@ static void session(int fd, const struct sockaddr_storage *peer)
 			continue;
 		}
 		if (cfg.verbose)
-			log_event(s, "C: %s", line);
+			log_client(s, line, (size_t)n);
 		if (n == 0) {                   /* not the end: RFC 5321 3.8, RFC 2920 3.2 */
 			reply_error(s, 500, "5.5.2", "Syntax error, empty command");
 			continue;

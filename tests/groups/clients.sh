@@ -4,7 +4,7 @@
 # lines, the queue entry, recipient case, memory, limits, signals, the clock,
 # smaller RFC points, the harness itself
 # Groups: see TEST_GROUPS below
-TEST_GROUPS+=(empty_line error_limit junk)
+TEST_GROUPS+=(helo_syntax echo bare_lf_note empty_line error_limit junk)
 
 # ---- a client held open by the shell (bash's /dev/tcp), for tests that must
 # act between two commands: measure, signal, change the clock ------------------
@@ -103,5 +103,73 @@ t_junk() {
 		 for i in $(seq 1 60); do printf 'MAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\nm %d\r\n.\r\n' "$i"; done
 		 printf 'QUIT\r\n'; } | "$CHAT" -T 20 127.0.0.1 "$PORT" | codes | tally)
 	check "a client that sends mail is not junk: 60 messages in one session" "1*220 1*221 181*250 60*354" "$out"
+	stop_pid "$SPID"
+}
+
+# ---- 1. HELO/EHLO syntax; nothing raw in replies, headers or logs ---------------
+
+t_helo_syntax() {
+	start_smtpd helo -m mail -v
+	local d=$T/helo out long63 long64
+	mkdir -p "$d/mail/alice"
+	long63=$(printf 'a%.0s' $(seq 63)); long64=${long63}a
+	out=$( { for h in mx.example.org localhost under_score.example 123.example a-b.c1 "$long63.test" \
+			'[127.0.0.1]' '[IPv6:::1]' 'google.com   ' "$long63.$long63.$long63.$long63"; do printf 'EHLO %s\r\n' "$h"; done; } |
+		"$CHAT" 127.0.0.1 "$PORT" | norm | grep -v '^250-' | grep -c '^250 HELP')
+	check "EHLO: domains (with '_'), 63-octet labels, 255 octets, address literals, a lying name: 250" "10" "$out"
+	out=$( { printf 'EHLO evil\rX-Injected:\tyes\r\n'
+		 for h in 'a b' 'evil\033[31m' 'a(b)' 'a..b' '.a' 'a.' "$long64.test" '[1.2.3]' '[foo' 'x\177' \
+			  "$long63.$long63.$long63.${long63:1}.b" 'a;b' 'c.test (lie)'; do printf "HELO $h\r\n"; done
+		 printf 'QUIT\r\n'; } | "$CHAT" 127.0.0.1 "$PORT" | norm | sort | uniq -c | awk '{ $1 = $1; print }')
+	check "HELO/EHLO with CR, TAB, ESC, DEL, '(', a second word, bad labels, bad literals, 256 octets: 501 5.5.4" \
+"1 220 mx.test ESMTP
+1 221 2.0.0 mx.test closing connection
+1 501 5.5.4 Syntax: EHLO takes one domain name or address literal
+13 501 5.5.4 Syntax: HELO takes one domain name or address literal" "$out"
+	# the issue's reproduction: nothing of the injection reaches the message
+	printf 'EHLO evil\rX-Injected:\tyes\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n' |
+		"$CHAT" 127.0.0.1 "$PORT" >/dev/null
+	printf 'EHLO evil\r\nEHLO ok.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n' |
+		"$CHAT" 127.0.0.1 "$PORT" >/dev/null
+	check "the issue's injection stores nothing; Received: names the checked HELO" "1|Received: from ok.test ([127.0.0.1])|0" \
+		"$(count_files "$d/mail/alice/new")|$(sed -n 3p "$(only_file "$d/mail/alice/new")")|$(cat "$d"/mail/alice/new/* | grep -c 'X-Injected')"
+	poll 100 grep -q 'C: QUIT' "$d/log"
+	check "-v shows the smuggling attempt escaped, never raw" 'C: EHLO evil\rX-Injected:\tyes|C: HELO evil\x1b[31m|C: HELO x\x7f' \
+		"$(grep -o 'C: EHLO evil.*yes' "$d/log" | head -n 1)|$(grep -o 'C: HELO evil.*31m' "$d/log")|$(grep -o 'C: HELO x.x7f' "$d/log")"
+	check "no byte outside 0x20-0x7E anywhere in the log" "0" "$(LC_ALL=C grep -c '[^ -~]' "$d/log")"
+	stop_pid "$SPID"
+}
+
+t_echo() {
+	start_smtpd echo -m mail -v
+	local d=$T/echo out long
+	long=$(printf 'p%.0s' $(seq 600))
+	out=$(printf 'EHLO c\r\nHELP \033[2Jx\r\nMAIL FROM:<a@b.test> X=\033]0;t\007\r\nQUIT\r\n' | "$CHAT" 127.0.0.1 "$PORT" | norm | grep -v '^250')
+	check "a client's control bytes are echoed escaped (HELP topic, unknown parameter)" '220 mx.test ESMTP
+504 5.5.1 HELP: no such command: \x1b[2Jx
+555 5.5.4 Unsupported parameter X=\x1b]0;t\x07
+221 2.0.0 mx.test closing connection' "$out"
+	out=$(printf 'EHLO c\r\nHELP %s\r\nMAIL FROM:<a@b.test> X=%s\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<b@localhost> Y=%s\r\nQUIT\r\n' \
+		"${long:0:490}" "${long:0:470}" "${long:0:470}" | "$CHAT" 127.0.0.1 "$PORT" | tr -d '\r' | awk 'length($0) + 2 > 512 { n++ } END { print n + 0 }')
+	check "no reply line over 512 octets: echoed text is shortened" "0" "$out"
+	out=$(printf 'EHLO c\r\nHELP %s\r\nQUIT\r\n' "${long:0:490}" | "$CHAT" 127.0.0.1 "$PORT" | tr -d '\r' | grep '^504')
+	check "the shortened echo ends in ..." "504 5.5.1 HELP: no such command: ${long:0:64}..." "$out"
+	stop_pid "$SPID"
+}
+
+t_bare_lf_note() {
+	start_smtpd barelf -m mail -v
+	local d=$T/barelf
+	printf 'HELO c\nNOOP\nNOOP\r\nNOOP\nQUIT\n' | "$CHAT" 127.0.0.1 "$PORT" >/dev/null
+	printf 'HELO c\r\nQUIT\r\n' | "$CHAT" 127.0.0.1 "$PORT" >/dev/null
+	two_sessions_over() { [ "$(grep -c disconnect "$d/log")" = 2 ]; }
+	poll 100 two_sessions_over
+	check "-v: bare LF line ends are noted once per session, CRLF sessions get no note" "1" \
+		"$(grep -c 'client sends bare LF line ends; use nc -C' "$d/log")"
+	stop_pid "$SPID"
+	start_smtpd barelf2 -m mail
+	printf 'HELO c\nQUIT\n' | "$CHAT" 127.0.0.1 "$PORT" >/dev/null
+	poll 100 grep -q disconnect "$T/barelf2/log"
+	check "without -v no note" "0" "$(grep -c 'bare LF' "$T/barelf2/log")"
 	stop_pid "$SPID"
 }
