@@ -143,6 +143,7 @@ struct address {                    /* one parsed RFC 5321 path */
 struct delivery {                   /* one copy of the message */
 	char rcpt[ADDR_SIZE];       /* Delivered-To (local) or queue recipient */
 	char user[LOCAL_MAX + 1];   /* mailbox directory; "" means queue it */
+	char key[ADDR_SIZE];        /* a remote one: how add_delivery compares it */
 };
 
 struct dlist { struct delivery *v; int n; };
@@ -725,20 +726,36 @@ static const struct alias *find_alias(const char *name)
 	return NULL;
 }
 
-/* Add one copy to the list, once: the same mailbox never gets two.
- * Returns 0 (added, or there already), -1 when the list is full. */
-static int add_delivery(struct dlist *dl, const char *rcpt, const char *user)
+/*
+ * Add one copy to the list, once: the same mailbox never gets two.  A
+ * local copy is named by its mailbox (user); a remote one (user "") by
+ * its address, compared as RFC 5321 2.4 says: the local part exactly
+ * (only the host that owns it may treat "Bob" and "bob" as one; quotes
+ * around a plain name do not count, 4.1.2), the domain ignoring case.
+ * Returns 0 (added, or there already), -1 when the list is full.
+ */
+static int add_delivery(struct dlist *dl, const char *rcpt, const char *user,
+			const struct address *a)
 {
+	char key[ADDR_SIZE];
+	size_t n = 0;
 	int i;
 
+	if (!user[0] && a) {    /* key: unquoted local part, '@', lower-case domain */
+		n = (size_t)snprintf(key, sizeof key, "%s@", a->local);
+		for (i = 0; a->domain[i] && n + 1 < sizeof key; i++)
+			key[n++] = (char)tolower((unsigned char)a->domain[i]);
+	}
+	key[n] = '\0';
 	for (i = 0; i < dl->n; i++)
 		if (user[0] ? strcmp(dl->v[i].user, user) == 0
-			    : !dl->v[i].user[0] && strcasecmp(dl->v[i].rcpt, rcpt) == 0)
+			    : !dl->v[i].user[0] && strcmp(dl->v[i].key, key) == 0)
 			return 0;
 	if (dl->n >= DELIVERY_MAX)
 		return -1;
 	snprintf(dl->v[dl->n].rcpt, sizeof dl->v[dl->n].rcpt, "%s", rcpt);
 	snprintf(dl->v[dl->n].user, sizeof dl->v[dl->n].user, "%s", user);
+	memcpy(dl->v[dl->n].key, key, n + 1);
 	dl->n++;
 	return 0;
 }
@@ -770,7 +787,7 @@ static void expand_member(const struct session *s, const char *member,
 	}
 	address_text(&a, text, sizeof text);
 	if (!is_local_domain(s, &a)) {          /* forwarded: goes to the queue */
-		if (add_delivery(dl, text, "") < 0)
+		if (add_delivery(dl, text, "", &a) < 0)
 			log_event(s, "alias-member-ignored member=\"%s\" reason=too-many", member);
 		else
 			x->found++;
@@ -819,10 +836,10 @@ static void expand_local(const struct session *s, const char *name, const char *
 		return;
 	}
 	if (mailbox_exists(name, real)) {
-		if (add_delivery(dl, rcpt, real) == 0)
+		if (add_delivery(dl, rcpt, real, NULL) == 0)
 			x->found++;
 	} else if (cfg.autocreate || strcmp(name, "postmaster") == 0) {
-		if (add_delivery(dl, rcpt, name) == 0)  /* RFC 5321 4.5.1 */
+		if (add_delivery(dl, rcpt, name, NULL) == 0)    /* RFC 5321 4.5.1 */
 			x->found++;
 	}
 }
@@ -847,7 +864,7 @@ static int resolve_rcpt(const struct session *s, const struct address *a,
 			*esc = "5.7.1", *why = "Relay access denied";
 			return 554;
 		}
-		if (add_delivery(dl, text, "") < 0) {
+		if (add_delivery(dl, text, "", a) < 0) {
 			*esc = "4.5.3", *why = "Too many recipients";
 			return 452;
 		}

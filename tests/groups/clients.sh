@@ -4,7 +4,7 @@
 # lines, the queue entry, recipient case, memory, limits, signals, the clock,
 # smaller RFC points, the harness itself
 # Groups: see TEST_GROUPS below
-TEST_GROUPS+=(helo_syntax echo bare_lf_note empty_line error_limit junk)
+TEST_GROUPS+=(helo_syntax echo bare_lf_note empty_line rcpt_case error_limit junk)
 
 # ---- a client held open by the shell (bash's /dev/tcp), for tests that must
 # act between two commands: measure, signal, change the clock ------------------
@@ -171,5 +171,22 @@ t_bare_lf_note() {
 	printf 'HELO c\nQUIT\n' | "$CHAT" 127.0.0.1 "$PORT" >/dev/null
 	poll 100 grep -q disconnect "$T/barelf2/log"
 	check "without -v no note" "0" "$(grep -c 'bare LF' "$T/barelf2/log")"
+	stop_pid "$SPID"
+}
+
+# ---- 4. remote recipients: the local part is case-sensitive ---------------------
+
+t_rcpt_case() {
+	start_smtpd rcase -m mail
+	local d=$T/rcase out
+	mkdir -p "$d/mail/alice"
+	out=$(printf 'HELO c\nMAIL FROM:<a@b.test>\nRCPT TO:<Bob@remote.test>\nRCPT TO:<bob@remote.test>\nRCPT TO:<bob@REMOTE.test>\nRCPT TO:<"Bob"@remote.test>\nRCPT TO:<"bob x"@remote.test>\nRCPT TO:<"Bob x"@Remote.Test>\nRCPT TO:<Alice@localhost>\nRCPT TO:<alice@localhost>\nDATA\nhi\n.\nQUIT\n' |
+		smtp "$PORT" | codes | tr '\n' ' ')
+	check "all eight recipients accepted" "220 250 250$(printf ' 250%.0s' $(seq 8)) 354 250 221 " "$out"
+	check "remote: local part exact, domain ignoring case; \"Bob\" is Bob (RFC 5321 2.4, 4.1.2)" 'rcpt <Bob@remote.test>
+rcpt <bob@remote.test>
+rcpt <"bob x"@remote.test>
+rcpt <"Bob x"@Remote.Test>' "$(grep '^rcpt' "$d"/queue/entries/*)"
+	check "local mailboxes stay case-insensitive: one copy for Alice and alice" "1" "$(count_files "$d/mail/alice/new")"
 	stop_pid "$SPID"
 }
