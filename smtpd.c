@@ -81,6 +81,7 @@
 #define REPLY_LINE_MAX 512  /* RFC 5321 4.5.3.1.5: reply line, CRLF included */
 #define ECHO_MAX        64  /* a client's words quoted in a reply, at most */
 #define LABEL_MAX       63  /* RFC 1035 2.3.4: one label of a domain */
+#define SIZE_DIGITS     20  /* RFC 1870 3: size-value = 1*20DIGIT */
 #define LOCAL_MAX       64  /* RFC 5321 4.5.3.1.1: local part */
 #define DOMAIN_MAX     255  /* RFC 5321 4.5.3.1.2: domain */
 #define PATH_LEN       256  /* RFC 5321 4.5.3.1.3: path, brackets included */
@@ -484,25 +485,74 @@ static int is_atext(int c)
 	return isalnum(c) || (c && strchr("!#$%&'*+-/=?^_`{|}~", c));
 }
 
-/* RFC 5321 4.1.3: [IPv4], [IPv6:...], or a general "[tag:content]". */
-static int valid_literal(const char *lit)
+/* RFC 5321 4.1.3 IPv4-address-literal: four Snum, each 1 to 3 digits
+ * and at most 255; leading zeros are legal ("127.0.0.01"), which is why
+ * inet_pton(), which refuses them, is not used here. */
+static int parse_ipv4(const char *p, unsigned char out[4])
+{
+	int i, digits, v;
+
+	for (i = 0; i < 4; i++) {
+		for (v = 0, digits = 0; isdigit((unsigned char)*p) && digits < 3; digits++)
+			v = v * 10 + (*p++ - '0');
+		if (digits == 0 || v > 255 || isdigit((unsigned char)*p))
+			return -1;
+		out[i] = (unsigned char)v;
+		if (i < 3 && *p++ != '.')
+			return -1;
+	}
+	return *p ? -1 : 0;
+}
+
+/* IPv6-addr (RFC 5321 4.1.3); an IPv4 tail ("::ffff:1.2.3.04") is read
+ * as above and handed to inet_pton() in its plain form. */
+static int parse_ipv6(const char *text, unsigned char out[16])
+{
+	char plain[INET6_ADDRSTRLEN + 16];
+	const char *colon = strrchr(text, ':');
+	unsigned char v4[4];
+
+	if (!colon || strlen(text) >= sizeof plain)
+		return -1;
+	if (strchr(colon, '.')) {
+		if (parse_ipv4(colon + 1, v4) < 0)
+			return -1;
+		snprintf(plain, sizeof plain, "%.*s%d.%d.%d.%d", (int)(colon + 1 - text), text,
+			 v4[0], v4[1], v4[2], v4[3]);
+		text = plain;
+	}
+	return inet_pton(AF_INET6, text, out) == 1 ? 0 : -1;
+}
+
+/*
+ * What an address literal "[...]" names: AF_INET or AF_INET6 with its
+ * bytes, 0 for a General-address-literal "[tag:content]" (RFC 5321
+ * 4.1.3: tag an Ldh-str ending in a letter or digit, content printable
+ * without '[', ']', '\\'), -1 for anything else ("[:y]", "[1.2.3.4:5]").
+ */
+static int literal_address(const char *lit, unsigned char bytes[16])
 {
 	char text[DOMAIN_MAX + 1];
-	unsigned char bin[16];
-	size_t n = strlen(lit) - 2;
+	size_t n = strlen(lit), tag;
 
-	memcpy(text, lit + 1, n);
-	text[n] = '\0';
+	if (n < 3 || n - 2 >= sizeof text || lit[0] != '[' || lit[n - 1] != ']')
+		return -1;
+	memcpy(text, lit + 1, n - 2);
+	text[n - 2] = '\0';
 	if (strncasecmp(text, "IPv6:", 5) == 0)
-		return inet_pton(AF_INET6, text + 5, bin) == 1;
-	if (strchr(text, ':'))
-		return 1;
-	return inet_pton(AF_INET, text, bin) == 1;
+		return parse_ipv6(text + 5, bytes) == 0 ? AF_INET6 : -1;
+	if (parse_ipv4(text, bytes) == 0)
+		return AF_INET;
+	tag = strspn(text, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-");
+	if (tag == 0 || text[tag] != ':' || text[tag - 1] == '-' || text[tag + 1] == '\0')
+		return -1;
+	return strpbrk(text + tag + 1, "[]\\") ? -1 : 0;   /* parse_domain checked 33-126 */
 }
 
 /* Domain = sub-domain *("." sub-domain), or an address literal "[...]". */
 static const char *parse_domain(const char *p, char *out, int *literal)
 {
+	unsigned char bin[16];
 	size_t n = 0;
 
 	*literal = (*p == '[');
@@ -516,7 +566,7 @@ static const char *parse_domain(const char *p, char *out, int *literal)
 			return NULL;
 		out[n++] = *p++;
 		out[n] = '\0';
-		return valid_literal(out) ? p : NULL;
+		return literal_address(out, bin) >= 0 ? p : NULL;
 	}
 	for (;;) {       /* one label: letter or digit, then letters, digits, hyphens */
 		size_t label = 0;
@@ -526,7 +576,7 @@ static const char *parse_domain(const char *p, char *out, int *literal)
 			out[n++] = *p++;
 			label++;
 		}
-		if (label == 0 || out[n - 1] == '-')
+		if (label == 0 || label > LABEL_MAX || out[n - 1] == '-')
 			return NULL;
 		if (*p != '.')
 			break;
@@ -627,21 +677,16 @@ static void address_text(const struct address *a, char *out, size_t size)
  * came in on (RFC 5321 4.1.3), e.g. [127.0.0.1] or [IPv6:::1]. */
 static int literal_is_ours(const struct session *s, const char *lit)
 {
-	char text[DOMAIN_MAX + 1];
 	unsigned char want[16];
 	const struct sockaddr_storage *ss = &s->local_sa;
-	size_t n = strlen(lit);
+	int family = literal_address(lit, want);
 
-	if (n < 3 || n - 2 >= sizeof text)
-		return 0;
-	memcpy(text, lit + 1, n - 2);
-	text[n - 2] = '\0';
-	if (strncasecmp(text, "IPv6:", 5) == 0) {
-		if (inet_pton(AF_INET6, text + 5, want) != 1 || ss->ss_family != AF_INET6)
+	if (family == AF_INET6) {
+		if (ss->ss_family != AF_INET6)
 			return 0;
 		return memcmp(want, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16) == 0;
 	}
-	if (inet_pton(AF_INET, text, want) != 1 || (ss->ss_family != AF_INET && ss->ss_family != AF_INET6))
+	if (family != AF_INET || (ss->ss_family != AF_INET && ss->ss_family != AF_INET6))
 		return 0;
 	if (ss->ss_family == AF_INET)
 		return memcmp(want, &((const struct sockaddr_in *)ss)->sin_addr, 4) == 0;
@@ -663,6 +708,14 @@ static int is_local_domain(const struct session *s, const struct address *a)
 		if (strcasecmp(a->domain, cfg.domains[i]) == 0)
 			return 1;
 	return 0;
+}
+
+/* RFC 5321 4.5.1: postmaster at our own name (-n) is always ours, also
+ * when -d names other local domains. */
+static int is_our_postmaster(const struct address *a)
+{
+	return !a->literal && strcasecmp(a->local, "postmaster") == 0 &&
+	       strcasecmp(a->domain, cfg.hostname) == 0;
 }
 
 /*
@@ -859,7 +912,7 @@ static int resolve_rcpt(const struct session *s, const struct address *a,
 		*esc = "5.1.3", *why = "Address needs a domain";
 		return 501;
 	}
-	if (!is_local_domain(s, a)) {
+	if (!is_local_domain(s, a) && !is_our_postmaster(a)) {
 		if (!s->relay_ok) {             /* no open relay: RFC 5321 3.9, 7.1 */
 			*esc = "5.7.1", *why = "Relay access denied";
 			return 554;
@@ -1088,15 +1141,15 @@ static int mail_params(struct session *s, const char *p)
 			return -1;
 		}
 		if (strncasecmp(p, "SIZE=", 5) == 0) {
-			char *end;
-			unsigned long size;
-			errno = 0;
-			size = strtoul(p + 5, &end, 10);
-			if (!isdigit((unsigned char)p[5]) || end != p + n || errno) {
+			size_t digits = strspn(p + 5, "0123456789");
+			unsigned long long size;
+			if (digits == 0 || digits != n - 5 || digits > SIZE_DIGITS) {
 				reply_error(s, 501, "5.5.4", "Bad SIZE parameter");
 				return -1;
 			}
-			if (size > cfg.maxsize) {   /* RFC 1870 6.1: refuse now */
+			errno = 0;          /* 20 digits may not fit: then it is too big */
+			size = strtoull(p + 5, NULL, 10);
+			if (errno == ERANGE || size > cfg.maxsize) {   /* RFC 1870 6.1: refuse now */
 				reply(s, 552, "5.3.4", "Message size exceeds fixed limit of %lu", cfg.maxsize);
 				return -1;
 			}
@@ -1220,7 +1273,9 @@ static void cmd_vrfy(struct session *s, char *arg)
 	struct dlist dl = { NULL, 0 };
 	int local;
 
-	if (!*arg) {
+	struct address a;
+
+	if (!*arg || (parse_query(arg, &a) == 0 && a.null)) {  /* <> names no mailbox */
 		reply_error(s, 501, "5.5.4", "Syntax: VRFY <user>");
 		return;
 	}
@@ -1240,8 +1295,8 @@ static void cmd_vrfy(struct session *s, char *arg)
 		reply_error(s, 550, "5.1.1", "User unknown");
 	else if (dl.n == 1)
 		reply(s, 250, "2.1.5", "<%s>", dl.v[0].rcpt);
-	else
-		reply(s, 250, "2.1.5", "%s is an alias of %d members (EXPN lists them)", arg, dl.n);
+	else    /* RFC 5321 3.5.2: a list names no one mailbox; EXPN is for lists */
+		reply(s, 252, "2.1.5", "That is a list of %d members; EXPN lists them", dl.n);
 	free(dl.v);
 }
 
@@ -1442,7 +1497,9 @@ static void new_id(char *id, size_t size)
 }
 
 /* RFC 5321 4.4 trace line.  "for" only with one recipient, so Bcc
- * recipients never see each other's addresses. */
+ * recipients never see each other's addresses.  The id clause is ID =
+ * "id" ( Atom / msg-id ); our id has dots, which an Atom may not, so it
+ * goes in the msg-id form <id@name>, and stays the id used everywhere. */
 static int build_received(const struct session *s, const char *id, struct buffer *b)
 {
 	char date[64];
@@ -1451,9 +1508,9 @@ static int build_received(const struct session *s, const char *id, struct buffer
 
 	localtime_r(&now, &tm);
 	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
-	if (buffer_printf(b, "Received: from %s ([%s%s])\n\tby %s with %s id %s",
+	if (buffer_printf(b, "Received: from %s ([%s%s])\n\tby %s with %s id <%s@%s>",
 			  s->helo, s->peer_v6 ? "IPv6:" : "", s->peer, cfg.hostname,
-			  s->esmtp ? "ESMTP" : "SMTP", id) < 0)
+			  s->esmtp ? "ESMTP" : "SMTP", id, cfg.hostname) < 0)
 		return -1;
 	if (s->nrcpt == 1 && buffer_printf(b, "\n\tfor <%s>", s->first_rcpt) < 0)
 		return -1;
@@ -1506,23 +1563,36 @@ static int sync_dir(const char *path)
 	return r;
 }
 
+/* mkdir that is content when the directory is there: 1 made, 0 there, -1. */
 static int make_dir(const char *path)
 {
-	return mkdir(path, 0700) == 0 || errno == EEXIST ? 0 : -1;
+	if (mkdir(path, 0700) == 0)
+		return 1;
+	return errno == EEXIST ? 0 : -1;
 }
 
-/* The Maildir ROOT/user with tmp/ new/ cur/ (created for -A and postmaster). */
+/*
+ * The Maildir ROOT/user with tmp/ new/ cur/ (created for -A and
+ * postmaster).  A new directory is only durable once the directory that
+ * holds its name is fsynced: the root after ROOT/user, ROOT/user after
+ * its three.  Without that, a crash after the 250 could take the new
+ * Maildir, and the message in it, away.
+ */
 static int ensure_maildir(const char *user)
 {
 	static const char *sub[] = { "", "/tmp", "/new", "/cur" };
 	char path[PATH_MAX];
-	int i;
+	int i, r, made_user = 0, made_sub = 0;
 
 	for (i = 0; i < 4; i++) {
 		snprintf(path, sizeof path, "%s/%s%s", cfg.mailroot, user, sub[i]);
-		if (make_dir(path) < 0)
+		if ((r = make_dir(path)) < 0)
 			return -1;
+		*(i == 0 ? &made_user : &made_sub) |= r;
 	}
+	snprintf(path, sizeof path, "%s/%s", cfg.mailroot, user);
+	if ((made_user && sync_dir(cfg.mailroot) < 0) || (made_sub && sync_dir(path) < 0))
+		return -1;
 	return 0;
 }
 
@@ -1618,8 +1688,9 @@ static int deliver(struct session *s, char *id, size_t idsize)
 	}
 	if (r == 0 && nremote > 0 && (r = write_queue_entry(s, id, &received, &pv[np])) == 0)
 		np++;
-	for (i = 0; r == 0 && i < np; i++, renamed++)
-		r = rename(pv[i].tmp, pv[i].dst);
+	for (i = 0; r == 0 && i < np; i++)
+		if ((r = rename(pv[i].tmp, pv[i].dst)) == 0)
+			renamed++;
 	for (i = 0; r == 0 && i < np; i++)
 		r = sync_dir(pv[i].dir);
 	if (r < 0) {                            /* undo: nothing half-delivered */
@@ -1965,7 +2036,7 @@ static int make_path(const char *path)
 				return -1;
 			*p = '/';
 		}
-	return make_dir(buf);
+	return make_dir(buf) < 0 ? -1 : 0;
 }
 
 /* maildir(5): '/' and ':' may not appear in the host part of a name. */

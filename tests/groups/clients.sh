@@ -4,7 +4,7 @@
 # lines, the queue entry, recipient case, memory, limits, signals, the clock,
 # smaller RFC points, the harness itself
 # Groups: see TEST_GROUPS below
-TEST_GROUPS+=(helo_syntax echo bare_lf_note empty_line rcpt_case error_limit junk)
+TEST_GROUPS+=(helo_syntax echo bare_lf_note empty_line rcpt_case error_limit junk size_param vrfy_points postmaster_name address_syntax received_id rename_undo maildir_fsync)
 
 # ---- a client held open by the shell (bash's /dev/tcp), for tests that must
 # act between two commands: measure, signal, change the clock ------------------
@@ -188,5 +188,145 @@ rcpt <bob@remote.test>
 rcpt <"bob x"@remote.test>
 rcpt <"Bob x"@Remote.Test>' "$(grep '^rcpt' "$d"/queue/entries/*)"
 	check "local mailboxes stay case-insensitive: one copy for Alice and alice" "1" "$(count_files "$d/mail/alice/new")"
+	stop_pid "$SPID"
+}
+
+# ---- 7. smaller RFC points --------------------------------------------------------
+
+t_size_param() {
+	start_smtpd sizep -m mail
+	local out
+	out=$(printf 'EHLO c\nMAIL FROM:<a@b.test> SIZE=99999999999999999999\nMAIL FROM:<a@b.test> SIZE=18446744073709551616\nMAIL FROM:<a@b.test> SIZE=999999999999999999999\nMAIL FROM:<a@b.test> SIZE=\nMAIL FROM:<a@b.test> SIZE=-1\nMAIL FROM:<a@b.test> SIZE=00000000000000000042\nQUIT\n' |
+		smtp "$PORT" -l | norm | grep -v '^250[- ][Hm]\|^250-')
+	check "SIZE=1*20DIGIT: 20 digits too big 552 5.3.4, 21 digits 501, leading zeros fine" "220 mx.test ESMTP
+552 5.3.4 Message size exceeds fixed limit of 10485760
+552 5.3.4 Message size exceeds fixed limit of 10485760
+501 5.5.4 Bad SIZE parameter
+501 5.5.4 Bad SIZE parameter
+501 5.5.4 Bad SIZE parameter
+250 2.1.0 Sender <a@b.test> OK
+221 2.0.0 mx.test closing connection" "$out"
+	stop_pid "$SPID"
+}
+
+t_vrfy_points() {
+	local d=$T/vrfyp out
+	mkdir -p "$d/mail/alice" "$d/mail/bob"
+	printf 'staff: alice, bob\nboss: alice\n' >"$d/aliases"
+	start_smtpd vrfyp -m mail
+	out=$(printf 'VRFY <>\nVRFY alice\nQUIT\n' | smtp "$PORT" -l | norm | sed -n 2,3p)
+	check "VRFY <> gets 501 (without -V)" "501 5.5.4 Syntax: VRFY <user>
+252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery" "$out"
+	stop_pid "$SPID"
+	start_smtpd vrfyp2 -m "$d/mail" -V -x "$d/aliases"
+	out=$(printf 'VRFY <>\nVRFY staff\nVRFY boss\nVRFY <bob@localhost>\nEXPN staff\nQUIT\n' | smtp "$PORT" -l | norm | sed -n '2,7p')
+	check "-V: VRFY <> 501; a list alias 252 2.1.5 pointing to EXPN; one member 250" "501 5.5.4 Syntax: VRFY <user>
+252 2.1.5 That is a list of 2 members; EXPN lists them
+250 2.1.5 <alice@localhost>
+250 2.1.5 <bob@localhost>
+250-2.1.5 <alice@localhost>
+250 2.1.5 <bob@localhost>" "$out"
+	stop_pid "$SPID"
+}
+
+t_postmaster_name() {
+	# -d replaces the local domains; the client may not relay
+	start_smtpd pmname -m mail -d example.org -r 10.0.0.0/8
+	local d=$T/pmname out
+	mkdir -p "$d/mail/alice"
+	out=$(printf 'HELO c\nMAIL FROM:<a@b.test>\nRCPT TO:<postmaster@mx.test>\nRCPT TO:<PostMaster@MX.Test>\nRCPT TO:<alice@mx.test>\nRCPT TO:<postmaster@other.test>\nDATA\nhi\n.\nQUIT\n' |
+		smtp "$PORT" -l | norm | sed -n '4,7p')
+	check "postmaster@<-n name> is always ours, also with -d (RFC 5321 4.5.1)" "250 2.1.5 Recipient <postmaster@mx.test> OK
+250 2.1.5 Recipient <PostMaster@MX.Test> OK
+554 5.7.1 <alice@mx.test>: Relay access denied
+554 5.7.1 <postmaster@other.test>: Relay access denied" "$out"
+	check "stored once in the postmaster mailbox" "1|Delivered-To: postmaster@mx.test" \
+		"$(count_files "$d/mail/postmaster/new")|$(sed -n 2p "$(only_file "$d/mail/postmaster/new")")"
+	stop_pid "$SPID"
+}
+
+t_address_syntax() {
+	start_smtpd asyn -m mail
+	local d=$T/asyn out l63
+	mkdir -p "$d/mail/alice"
+	l63=$(printf 'x%.0s' $(seq 63))
+	out=$(rcpt_codes "$PORT" "<alice@$l63.example>
+<alice@${l63}y.example>
+<alice@[127.0.0.01]>
+<alice@[127.000.000.001]>
+<alice@[IPv6:::ffff:127.0.0.01]>
+<alice@[x-tag:some-content]>
+<alice@[:y]>
+<alice@[1.2.3.4:5]>
+<alice@[a-:x]>
+<alice@[256.1.1.1]>
+<alice@[1.2.3.4.5]>
+<alice@[1234.1.1.1]>
+<alice@[IPv6:1::2::3]>")
+	check "labels over 63 octets refused; Snum literals with leading zeros; odd general literals refused" "250 <alice@$l63.example>
+501 5.1.3
+250 <alice@[127.0.0.01]>
+250 <alice@[127.000.000.001]>
+250 <alice@[IPv6:::ffff:127.0.0.01]>
+250 <alice@[x-tag:some-content]>
+501 5.1.3
+501 5.1.3
+501 5.1.3
+501 5.1.3
+501 5.1.3
+501 5.1.3
+501 5.1.3" "$out"
+	printf 'HELO c\nMAIL FROM:<a@b.test>\nRCPT TO:<alice@[127.0.0.01]>\nDATA\nhi\n.\nQUIT\n' | smtp "$PORT" >/dev/null
+	check "[127.0.0.01] is the address we listen on: delivered here" "1" "$(count_files "$d/mail/alice/new")"
+	stop_pid "$SPID"
+}
+
+t_received_id() {
+	start_smtpd rid -m mail
+	local d=$T/rid out f id
+	mkdir -p "$d/mail/alice"
+	out=$(printf 'EHLO c\nMAIL FROM:<a@b.test>\nRCPT TO:<alice@localhost>\nDATA\nhi\n.\nQUIT\n' | smtp "$PORT" | tr -d '\r' | grep '^250 2.0.0')
+	id=${out##* as }
+	f=$(only_file "$d/mail/alice/new")
+	# RFC 5321 4.4: ID = "id" FWS ( Atom / msg-id ); msg-id = "<" dot-atom-text "@" dot-atom-text ">"
+	check "the Received: id clause is an Atom or a msg-id, and names the reply's id" "yes|$id" \
+		"$(sed -n 4p "$f" | grep -Eq "^	by mx\.test with ESMTP id (<[A-Za-z0-9.]+@mx\.test>|[A-Za-z0-9!#\$%&'*+/=?^_\`{|}~-]+)$" && echo yes)|$(sed -n 4p "$f" | sed -E 's/.* id <([^@]*)@.*/\1/')"
+	stop_pid "$SPID"
+}
+
+t_rename_undo() {
+	start_smtpd undo -m mail
+	local d=$T/undo out
+	mkdir -p "$d/mail/alice/tmp" "$d/mail/alice/new" "$d/mail/alice/cur" "$d/mail/bob/tmp" "$d/mail/bob/cur"
+	: >"$d/mail/bob/new"           # not a directory: rename() into it fails
+	out=$(printf 'HELO c\nMAIL FROM:<a@b.test>\nRCPT TO:<alice@localhost>\nRCPT TO:<bob@localhost>\nDATA\nhi\n.\nMAIL FROM:<a@b.test>\nRCPT TO:<bob@localhost>\nRCPT TO:<alice@localhost>\nDATA\nhi\n.\nQUIT\n' |
+		smtp "$PORT" | norm | grep '^45')
+	check "a failed rename(): 451 4.3.0 for both orders" "451 4.3.0 Local error in processing
+451 4.3.0 Local error in processing" "$out"
+	check "a failed rename() leaves nothing in any tmp/ or new/" "0 0 0" \
+		"$(count_files "$d/mail/alice/new") $(count_files "$d/mail/alice/tmp") $(count_files "$d/mail/bob/tmp")"
+	stop_pid "$SPID"
+}
+
+t_maildir_fsync() {
+	if ! command -v strace >/dev/null; then
+		skip "fsync of new Maildirs: strace is not installed"
+		return
+	fi
+	# strace and LeakSanitizer's exit-time scan cannot both trace a process
+	local ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:detect_leaks=0}
+	export ASAN_OPTIONS
+	start_smtpd mfsync -m mail -A
+	local d=$T/mfsync tracer root
+	mkdir -p "$d/mail"
+	root=$(cd "$d/mail" && pwd -P)
+	strace -f -y -e trace=fsync -o "$d/trace" -p "$SPID" 2>"$d/strace.err" & tracer=$!
+	PIDS+=("$tracer")
+	poll 200 grep -qs 'attached' "$d/strace.err"
+	printf 'HELO c\nMAIL FROM:<a@b.test>\nRCPT TO:<postmaster>\nRCPT TO:<newuser@localhost>\nDATA\nhi\n.\nQUIT\n' | smtp "$PORT" >/dev/null
+	poll 100 grep -q disconnect "$d/log"
+	stop_pid "$tracer"
+	check "new Maildirs are durable: the root and each new user directory are fsynced" "yes yes yes" \
+		"$(grep -q "fsync([0-9]*<$root>)" "$d/trace" && echo yes) $(grep -q "fsync([0-9]*<$root/postmaster>)" "$d/trace" && echo yes) $(grep -q "fsync([0-9]*<$root/newuser>)" "$d/trace" && echo yes)"
 	stop_pid "$SPID"
 }

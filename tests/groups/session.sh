@@ -109,7 +109,7 @@ Subject: test
 
 Hello Alice." "$(strip_received "$f")"
 	check "Received: line in RFC 5321 4.4 form, for the one recipient" "yes" \
-		"$(sed -n '3,5p' "$f" | tr '\n' '|' | grep -Eq '^Received: from client\.test \(\[127\.0\.0\.1\]\)\|	by mx\.test with ESMTP id [0-9]+\.M[0-9]{6}P[0-9]+Q[0-9]+\|	for <alice@localhost>; [A-Z][a-z]{2}, [0-9]{2} [A-Z][a-z]{2} [0-9]{4} [0-9:]{8} [-+][0-9]{4}\|$' && echo yes)"
+		"$(sed -n '3,5p' "$f" | tr '\n' '|' | grep -Eq '^Received: from client\.test \(\[127\.0\.0\.1\]\)\|	by mx\.test with ESMTP id <[0-9]+\.M[0-9]{6}P[0-9]+Q[0-9]+@mx\.test>\|	for <alice@localhost>; [A-Z][a-z]{2}, [0-9]{2} [A-Z][a-z]{2} [0-9]{4} [0-9:]{8} [-+][0-9]{4}\|$' && echo yes)"
 	check "Maildir name <secs>.M<usecs>P<pid>Q<n>.<host>, nothing left in tmp/" "yes 0" \
 		"$(basename "$f" | grep -Eq '^[0-9]+\.M[0-9]{6}P[0-9]+Q[0-9]+\.mx\.test$' && echo yes) $(count_files "$d/mail/alice/tmp")"
 	check "the reply's id names the file" "$(basename "$f" .mx.test)" \
