@@ -38,7 +38,9 @@
  *   1. main(): options, start-up, the accept loop, one fork() per client.
  *   2. session(): the greeting and the command loop.
  *   3. commands[]: the command table; then one cmd_* function per verb.
- *   4. read_data(): the DATA byte machine (end of data, dot-unstuffing).
+ *   4. read_data(): the DATA byte machine (end of data, dot-unstuffing);
+ *      keep_byte() keeps the message in memory, or spills a big one to a
+ *      file (message_spill) so a session does not grow with the message.
  *   5. deliver(): Maildir files and queue entries (tmp, fsync, rename).
  *   Helpers come before their users: I/O and replies, address parsing,
  *   recipient resolution (aliases, mailboxes).
@@ -93,6 +95,9 @@
 #define JUNK_MAX       100  /* NOOP, RSET, VRFY, EXPN, HELP in a session (Postfix's
                                smtpd_junk_command_limit, default 100) */
 #define DELIVERY_MAX  1000  /* copies of one message after alias expansion */
+#define MSG_MEM_MAX  65536  /* a message up to this size stays in memory; a
+                               larger one is spilled to a file (a session
+                               must not grow with the message) */
 #define ALIAS_DEPTH     10  /* nesting of aliases */
 #define DOMAINS_MAX     32
 #define RELAY_MAX       32
@@ -147,9 +152,26 @@ struct delivery {                   /* one copy of the message */
 	char key[ADDR_SIZE];        /* a remote one: how add_delivery compares it */
 };
 
-struct dlist { struct delivery *v; int n; };
+struct dlist { struct delivery *v; int n, cap; };   /* grows, up to DELIVERY_MAX */
 
 struct buffer { char *data; size_t len, cap; };
+
+struct message {                    /* the message of a transaction (DATA) */
+	char *mem;                  /* MSG_MEM_MAX bytes: the message, or the
+	                               part of it not yet in the spill file */
+	size_t len;                 /* bytes in mem */
+	int spill;                  /* the spill file, or -1: all is in mem */
+	off_t spilled;              /* bytes in the spill file */
+	unsigned long size;         /* its size on the wire (CRLF counted as 2) */
+	int bare, nul, too_big;     /* refused at its end for this reason... */
+	int error;                  /* ...or for this errno (memory, disk) */
+	int hops;                   /* Received: lines in its header */
+	int in_header, line_len;    /* for counting them as the bytes pass */
+	char line_head[9];
+	char wire[CMD_LINE_MAX];    /* -v: the line arriving, as sent */
+	size_t wire_len;
+	int wire_cr;                /* its last byte was a CR, not yet logged */
+};
 
 struct session {
 	int fd;
@@ -166,14 +188,14 @@ struct session {
 	int bare_lf_noted;          /* -v said once that lines end in bare LF */
 	int quit;                   /* close after this reply */
 	int dead;                   /* write failed: client gone */
-	time_t deadline;            /* the line being read must be in by then */
+	long long deadline;         /* the line being read must be in by then
+	                               (milliseconds on CLOCK_MONOTONIC) */
 	/* the transaction (RFC 5321 3.3) */
 	char sender[ADDR_SIZE];     /* without brackets; "" is the null sender */
 	int nrcpt;                  /* RCPT commands accepted */
 	char first_rcpt[ADDR_SIZE];
 	struct dlist dl;            /* where the message goes */
-	struct buffer msg;          /* the message, LF line ends */
-	unsigned long msg_size;     /* its size on the wire (CRLF counted as 2) */
+	struct message msg;         /* the message, LF line ends */
 	/* buffered I/O */
 	char in[IN_BUF_SIZE];
 	size_t in_start, in_end;
@@ -393,6 +415,24 @@ static void reply_error(struct session *s, int code, const char *esc, const char
  * empty command line is a line, not the end of the connection). */
 enum { IN_EOF = -1, IN_ERROR = -2, IN_TIMEOUT = -3, IN_TOO_LONG = -4 };
 
+/* Milliseconds on CLOCK_MONOTONIC, which a change of the date does not
+ * move: a clock set forward must not fire a timeout, nor one set back
+ * stretch it. */
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* -t: the next line (a command, or one line of the message) must be in
+ * within cfg.timeout seconds from now. */
+static void set_deadline(struct session *s)
+{
+	s->deadline = now_ms() + (long long)cfg.timeout * 1000;
+}
+
 /* Get more bytes into s->in.  Replies waiting in s->out are flushed first:
  * the client may be waiting for them (RFC 2920 3.2), so never block on
  * read with replies unsent.  The wait ends at s->deadline: the timeout
@@ -404,7 +444,7 @@ static int fill(struct session *s)
 {
 	struct pollfd pfd;
 	ssize_t n;
-	long left;
+	long long left;
 	int r;
 
 	flush_out(s);
@@ -420,8 +460,8 @@ static int fill(struct session *s)
 	pfd.fd = s->fd;
 	pfd.events = POLLIN;
 	do {
-		left = (long)(s->deadline - time(NULL));
-		r = left > 0 ? poll(&pfd, 1, (int)left * 1000) : 0;
+		left = s->deadline - now_ms();
+		r = left > 0 ? poll(&pfd, 1, (int)left) : 0;
 	} while (r < 0 && errno == EINTR);
 	if (r == 0)
 		return IN_TIMEOUT;
@@ -447,7 +487,7 @@ static int read_line(struct session *s, char *line)
 {
 	int too_long = 0;
 
-	s->deadline = time(NULL) + cfg.timeout;
+	set_deadline(s);
 	for (;;) {
 		size_t avail = s->in_end - s->in_start;
 		char *start = s->in + s->in_start;
@@ -785,7 +825,8 @@ static const struct alias *find_alias(const char *name)
  * its address, compared as RFC 5321 2.4 says: the local part exactly
  * (only the host that owns it may treat "Bob" and "bob" as one; quotes
  * around a plain name do not count, 4.1.2), the domain ignoring case.
- * Returns 0 (added, or there already), -1 when the list is full.
+ * Returns 0 (added, or there already), -1 when the list is full, -2 when
+ * memory is.
  */
 static int add_delivery(struct dlist *dl, const char *rcpt, const char *user,
 			const struct address *a)
@@ -804,8 +845,18 @@ static int add_delivery(struct dlist *dl, const char *rcpt, const char *user,
 		if (user[0] ? strcmp(dl->v[i].user, user) == 0
 			    : !dl->v[i].user[0] && strcmp(dl->v[i].key, key) == 0)
 			return 0;
-	if (dl->n >= DELIVERY_MAX)
-		return -1;
+	if (dl->n == dl->cap) {         /* grow: most messages have one recipient */
+		int cap = dl->cap ? 2 * dl->cap : 8;
+		struct delivery *v;
+		if (dl->n >= DELIVERY_MAX)
+			return -1;
+		if (cap > DELIVERY_MAX)
+			cap = DELIVERY_MAX;
+		if (!(v = realloc(dl->v, (size_t)cap * sizeof *v)))
+			return -2;
+		dl->v = v;
+		dl->cap = cap;
+	}
 	snprintf(dl->v[dl->n].rcpt, sizeof dl->v[dl->n].rcpt, "%s", rcpt);
 	snprintf(dl->v[dl->n].user, sizeof dl->v[dl->n].user, "%s", user);
 	memcpy(dl->v[dl->n].key, key, n + 1);
@@ -817,7 +868,19 @@ struct expansion {
 	const char *seen[64];   /* aliases already expanded: loops stop here */
 	int nseen, depth;
 	int found;              /* mailboxes and remote addresses reached */
+	int nomem;              /* some could not be added: out of memory */
 };
+
+/* What add_delivery said, counted for the expansion. */
+static void note_added(struct expansion *x, int r, const struct session *s, const char *name)
+{
+	if (r == 0)
+		x->found++;
+	else if (r == -2)
+		x->nomem = 1;
+	else
+		log_event(s, "alias-member-ignored member=\"%s\" reason=too-many", name);
+}
 
 static void expand_local(const struct session *s, const char *name, const char *rcpt,
 			 struct dlist *dl, struct expansion *x);
@@ -840,10 +903,7 @@ static void expand_member(const struct session *s, const char *member,
 	}
 	address_text(&a, text, sizeof text);
 	if (!is_local_domain(s, &a)) {          /* forwarded: goes to the queue */
-		if (add_delivery(dl, text, "", &a) < 0)
-			log_event(s, "alias-member-ignored member=\"%s\" reason=too-many", member);
-		else
-			x->found++;
+		note_added(x, add_delivery(dl, text, "", &a), s, member);
 		return;
 	}
 	if (mailbox_name(a.local, name) < 0) {
@@ -888,13 +948,10 @@ static void expand_local(const struct session *s, const char *name, const char *
 		free(members);
 		return;
 	}
-	if (mailbox_exists(name, real)) {
-		if (add_delivery(dl, rcpt, real, NULL) == 0)
-			x->found++;
-	} else if (cfg.autocreate || strcmp(name, "postmaster") == 0) {
-		if (add_delivery(dl, rcpt, name, NULL) == 0)    /* RFC 5321 4.5.1 */
-			x->found++;
-	}
+	if (mailbox_exists(name, real))
+		note_added(x, add_delivery(dl, rcpt, real, NULL), s, name);
+	else if (cfg.autocreate || strcmp(name, "postmaster") == 0)     /* RFC 5321 4.5.1 */
+		note_added(x, add_delivery(dl, rcpt, name, NULL), s, name);
 }
 
 /*
@@ -917,11 +974,16 @@ static int resolve_rcpt(const struct session *s, const struct address *a,
 			*esc = "5.7.1", *why = "Relay access denied";
 			return 554;
 		}
-		if (add_delivery(dl, text, "", a) < 0) {
+		switch (add_delivery(dl, text, "", a)) {
+		case 0:
+			return 250;
+		case -1:
 			*esc = "4.5.3", *why = "Too many recipients";
 			return 452;
+		default:
+			*esc = "4.3.1", *why = "Insufficient system storage";
+			return 452;
 		}
-		return 250;
 	}
 	if (mailbox_name(a->local, name) < 0) {
 		*esc = "5.1.3", *why = "Mailbox name not allowed here";
@@ -931,6 +993,10 @@ static int resolve_rcpt(const struct session *s, const struct address *a,
 		snprintf(text, sizeof text, "%s@%s", name, cfg.domains[0]);
 	memset(&x, 0, sizeof x);
 	expand_local(s, name, text, dl, &x);
+	if (x.found == 0 && x.nomem) {
+		*esc = "4.3.1", *why = "Insufficient system storage";
+		return 452;
+	}
 	if (x.found == 0) {
 		*esc = "5.1.1", *why = "User unknown";
 		return 550;
@@ -940,14 +1006,26 @@ static int resolve_rcpt(const struct session *s, const struct address *a,
 
 /* ---- Small helpers for the commands ------------------------------------ */
 
+/* An empty message, in memory.  The memory is kept for the next one. */
+static void message_reset(struct message *m)
+{
+	char *mem = m->mem;
+
+	if (m->spill >= 0)
+		close(m->spill);
+	memset(m, 0, sizeof *m);
+	m->mem = mem;
+	m->spill = -1;
+	m->in_header = 1;
+}
+
 static void reset_transaction(struct session *s)
 {
 	s->sender[0] = '\0';
 	s->first_rcpt[0] = '\0';
 	s->nrcpt = 0;
 	s->dl.n = 0;
-	s->msg.len = 0;
-	s->msg_size = 0;
+	message_reset(&s->msg);
 	if (s->state > ST_READY)
 		s->state = ST_READY;
 }
@@ -1270,7 +1348,7 @@ static void cmd_quit(struct session *s, char *arg)
  * will try"), since answering it truthfully helps address harvesters. */
 static void cmd_vrfy(struct session *s, char *arg)
 {
-	struct dlist dl = { NULL, 0 };
+	struct dlist dl = { NULL, 0, 0 };
 	int local;
 
 	struct address a;
@@ -1281,10 +1359,6 @@ static void cmd_vrfy(struct session *s, char *arg)
 	}
 	if (!cfg.vrfy) {
 		reply(s, 252, "2.5.2", "Cannot VRFY user, but will accept message and attempt delivery");
-		return;
-	}
-	if (!(dl.v = calloc(DELIVERY_MAX, sizeof *dl.v))) {
-		reply(s, 451, "4.3.0", "Out of memory");
 		return;
 	}
 	if (lookup_local(s, arg, &dl, &local) < 0)
@@ -1304,7 +1378,7 @@ static void cmd_vrfy(struct session *s, char *arg)
  * default (502), like VRFY, and for the same reason. */
 static void cmd_expn(struct session *s, char *arg)
 {
-	struct dlist dl = { NULL, 0 };
+	struct dlist dl = { NULL, 0, 0 };
 	struct buffer text = { NULL, 0, 0 };
 	int local, i;
 
@@ -1314,10 +1388,6 @@ static void cmd_expn(struct session *s, char *arg)
 	}
 	if (!cfg.vrfy) {
 		reply(s, 502, "5.5.1", "EXPN disabled");
-		return;
-	}
-	if (!(dl.v = calloc(DELIVERY_MAX, sizeof *dl.v))) {
-		reply(s, 451, "4.3.0", "Out of memory");
 		return;
 	}
 	if (lookup_local(s, arg, &dl, &local) < 0)
@@ -1364,17 +1434,100 @@ static void cmd_unsupported(struct session *s, char *arg)
 	reply_error(s, 502, "5.5.1", "Command not implemented");
 }
 
-/* ---- DATA ---------------------------------------------------------------- */
+/* ---- DATA: the byte machine, and where the message is kept ---------------- */
 
-/* Keep one byte of the message, unless it is already too big (then we
- * still read to the end, and answer 552 there: RFC 5321 4.5.3.1.10). */
-static void keep_byte(struct session *s, char c, int *too_big)
+static int write_all_fd(int fd, const char *p, size_t n)
 {
-	s->msg_size += (c == '\n') ? 2 : 1;    /* size on the wire: CRLF */
-	if (s->msg_size > cfg.maxsize)
-		*too_big = 1;
-	if (!*too_big && buffer_add(&s->msg, &c, 1) < 0)
-		*too_big = 1;
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/*
+ * Where the message goes while it arrives.  Up to MSG_MEM_MAX bytes stay
+ * in memory (most mail is small, and this keeps its path fast).  Beyond
+ * that the bytes go to a spill file as they arrive, MSG_MEM_MAX at a
+ * time, so a session's memory does not grow with the message.  The file
+ * is made in the queue's tmp/ and its name removed at once: nothing is
+ * left behind by a crash, and the space comes back when it is closed.
+ * Each delivery copies from it.
+ */
+static int message_spill(struct message *m)
+{
+	char path[PATH_MAX];
+
+	if (m->spill < 0) {
+		snprintf(path, sizeof path, "%s/tmp/spill.XXXXXX", cfg.queuedir);
+		if ((m->spill = mkstemp(path)) < 0)     /* O_EXCL, mode 0600 */
+			return -1;
+		unlink(path);
+	}
+	if (write_all_fd(m->spill, m->mem, m->len) < 0)
+		return -1;
+	m->spilled += (off_t)m->len;
+	m->len = 0;
+	return 0;
+}
+
+/* RFC 5321 6.3: count the header's Received: lines as the bytes pass. */
+static void count_hop(struct message *m, char c)
+{
+	if (!m->in_header)
+		return;
+	if (c == '\n') {
+		if (m->line_len == 0)           /* the empty line: the header ends */
+			m->in_header = 0;
+		m->line_len = 0;
+	} else if (m->line_len < 9) {
+		m->line_head[m->line_len++] = c;
+		if (m->line_len == 9 && strncasecmp(m->line_head, "Received:", 9) == 0)
+			m->hops++;
+	}
+}
+
+/* Keep one byte of the message.  A message that will be refused at its
+ * end (too big, a bare CR or LF, a NUL, a failed write) is still read to
+ * the end, but no longer kept: RFC 5321 4.5.3.1.10. */
+static void keep_byte(struct message *m, char c)
+{
+	m->size += (c == '\n') ? 2 : 1;         /* size on the wire: CRLF */
+	if (m->size > cfg.maxsize)
+		m->too_big = 1;
+	if (m->too_big || m->bare || m->nul || m->error)
+		return;
+	count_hop(m, c);
+	if (m->len == MSG_MEM_MAX && message_spill(m) < 0) {
+		m->error = errno;
+		return;
+	}
+	m->mem[m->len++] = c;
+}
+
+/* With -v: each line of the message as it crossed the wire (dots not yet
+ * removed), split at CRLF only, so a bare LF or CR shows inside a line
+ * as \n or \r: a smuggling attempt is visible in the transcript. */
+static void log_wire(struct session *s, char c)
+{
+	struct message *m = &s->msg;
+
+	if (c == '\n' && m->wire_cr) {
+		log_client(s, m->wire, m->wire_len);
+		m->wire_len = 0;
+		m->wire_cr = 0;
+		return;
+	}
+	if (m->wire_cr && m->wire_len < sizeof m->wire)  /* a CR without its LF */
+		m->wire[m->wire_len++] = '\r';
+	m->wire_cr = (c == '\r');
+	if (!m->wire_cr && m->wire_len < sizeof m->wire)
+		m->wire[m->wire_len++] = c;
 }
 
 /* The states of the DATA byte machine. */
@@ -1387,15 +1540,18 @@ enum data_state {
 };
 
 /* A byte inside a line.  An LF here has no CR before it: a bare LF, which
- * does not end the line. */
-static enum data_state text_byte(struct session *s, char c, int *bare, int *too_big)
+ * does not end the line.  A NUL is no more allowed in mail than a bare
+ * CR or LF (RFC 2045 2.7, 2.8): a next hop that drops NULs would read
+ * "<CRLF>\0.<CRLF>" as the end of the data. */
+static enum data_state text_byte(struct message *m, char c)
 {
 	if (c == '\r')
 		return D_CR;
 	if (c == '\n')
-		*bare = 1;
-	if (!*bare)             /* a message to be refused need not be kept */
-		keep_byte(s, c, too_big);
+		m->bare = 1;
+	if (c == '\0')
+		m->nul = 1;
+	keep_byte(m, c);
 	return D_TEXT;
 }
 
@@ -1404,84 +1560,80 @@ static enum data_state text_byte(struct session *s, char c, int *bare, int *too_
  * RFC 5321 4.1.1.4: the data ends with CRLF "." CRLF, and only that: a
  * bare LF (or CR) never ends a line here, so "<LF>.<LF>" cannot end the
  * message early -- the 2023 SMTP smuggling attack needs a server that
- * lets it.  A bare CR or LF anywhere sets *bare and the message is
+ * lets it.  A bare CR or LF anywhere sets m->bare and the message is
  * refused at its end (RFC 5321 2.3.8).  RFC 5321 4.5.2: a line starting
  * with "." has had that dot doubled by the client; we remove one.
  * Lines are stored with LF ends, as Maildir expects.
  * Returns 1 at the end of data, or an IN_ code (EOF, timeout, error).
  */
-static int read_data(struct session *s, int *bare, int *too_big)
+static int read_data(struct session *s)
 {
+	struct message *m = &s->msg;
 	enum data_state st = D_BOL;
 	int r;
 
-	*bare = *too_big = 0;
-	s->msg.len = 0;
-	s->msg_size = 0;
-	s->deadline = time(NULL) + cfg.timeout;
+	message_reset(m);
+	if (!m->mem && !(m->mem = malloc(MSG_MEM_MAX)))
+		m->error = ENOMEM;
+	set_deadline(s);
 	for (;;) {
 		char c;
 		if (s->in_start == s->in_end && (r = fill(s)) < 0)
 			return r;
 		c = s->in[s->in_start++];
+		if (cfg.verbose)
+			log_wire(s, c);
 		switch (st) {
 		case D_BOL:
-			st = (c == '.') ? D_DOT : text_byte(s, c, bare, too_big);
+			st = (c == '.') ? D_DOT : text_byte(m, c);
 			break;
 		case D_DOT:         /* ".\r" may end the data; else drop the dot */
-			st = (c == '\r') ? D_DOT_CR : text_byte(s, c, bare, too_big);
+			st = (c == '\r') ? D_DOT_CR : text_byte(m, c);
 			break;
 		case D_TEXT:
-			st = text_byte(s, c, bare, too_big);
+			st = text_byte(m, c);
 			break;
 		case D_CR:
 		case D_DOT_CR:
 			if (c == '\n') {
 				if (st == D_DOT_CR)
 					return 1;           /* CRLF . CRLF */
-				keep_byte(s, '\n', too_big);
-				s->deadline = time(NULL) + cfg.timeout;   /* a new line */
+				keep_byte(m, '\n');
+				set_deadline(s);            /* a new line */
 				st = D_BOL;
 				break;
 			}
-			*bare = 1;                          /* a CR without its LF */
-			st = text_byte(s, c, bare, too_big);
+			m->bare = 1;                        /* a CR without its LF */
+			st = text_byte(m, c);
 			break;
 		}
 	}
 }
 
-/* RFC 5321 6.3: count Received: lines in the header to spot mail loops. */
-static int count_hops(const struct buffer *m)
+/* Copy the whole message into fd: from memory, or from the spill file
+ * (through the same memory, MSG_MEM_MAX at a time). */
+static int write_message(int fd, struct message *m)
 {
-	const char *p = m->data, *end;
-	int hops = 0;
+	off_t off = 0;
+	ssize_t n;
 
-	if (!p)                                 /* an empty first message: no buffer yet */
-		return 0;
-	end = p + m->len;
-	while (p && p < end && *p != '\n') {    /* the header ends at an empty line */
-		if (end - p >= 9 && strncasecmp(p, "Received:", 9) == 0)
-			hops++;
-		p = memchr(p, '\n', (size_t)(end - p));
-		if (p)
-			p++;
+	if (m->spill < 0)
+		return write_all_fd(fd, m->mem, m->len);
+	while (off < m->spilled) {
+		size_t want = m->spilled - off > MSG_MEM_MAX ? MSG_MEM_MAX : (size_t)(m->spilled - off);
+		n = pread(m->spill, m->mem, want, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;        /* the file is shorter than we wrote */
+			return -1;
+		}
+		if (write_all_fd(fd, m->mem, (size_t)n) < 0)
+			return -1;
+		off += n;
 	}
-	return hops;
-}
-
-/* With -v, show the message as it crossed the wire (dots stuffed again). */
-static void log_message(const struct session *s)
-{
-	const char *p = s->msg.data, *end = p ? p + s->msg.len : NULL;
-
-	while (p && p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-		log_event(s, "C: %s%.*s", *p == '.' ? "." : "", (int)n, p);
-		p = nl ? nl + 1 : end;
-	}
-	log_event(s, "C: .");
+	return 0;
 }
 
 /* ---- Delivery: Maildir and the queue ------------------------------------ */
@@ -1517,34 +1669,23 @@ static int build_received(const struct session *s, const char *id, struct buffer
 	return buffer_printf(b, "; %s\n", date);
 }
 
-static int write_all_fd(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Create path (it must not exist), write head and message, fsync.  On any
  * failure the file is removed and errno tells why. */
-static int write_durably(const char *path, const struct buffer *head, const struct buffer *msg)
+static int write_durably(const char *path, const struct buffer *head, struct message *msg)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600), saved;
 
 	if (fd < 0)
 		return -1;
-	if (write_all_fd(fd, head->data, head->len) == 0 &&
-	    write_all_fd(fd, msg->data, msg->len) == 0 &&
-	    fsync(fd) == 0 && close(fd) == 0)
-		return 0;
+	if (write_all_fd(fd, head->data, head->len) == 0 && write_message(fd, msg) == 0 &&
+	    fsync(fd) == 0) {
+		if (close(fd) == 0)
+			return 0;
+		fd = -1;
+	}
 	saved = errno;
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	unlink(path);
 	errno = saved;
 	return -1;
@@ -1604,7 +1745,7 @@ struct pending {
 
 /* One copy into a Maildir's tmp/: Return-Path and Delivered-To (added at
  * final delivery, RFC 5321 4.4), our Received:, the message. */
-static int write_maildir_copy(const struct session *s, const struct delivery *d,
+static int write_maildir_copy(struct session *s, const struct delivery *d,
 			      const char *name, const struct buffer *received, struct pending *p)
 {
 	struct buffer head = { NULL, 0, 0 };
@@ -1627,27 +1768,39 @@ static int write_maildir_copy(const struct session *s, const struct delivery *d,
 	return r;
 }
 
-/* The queue entry (format in NOTES.md): envelope lines, an empty line,
- * then the message with our Received: on top. */
-static int write_queue_entry(const struct session *s, const char *id,
+/*
+ * The queue entry (format in NOTES.md, read by smtp_send's parse_entry):
+ * envelope lines, an empty line, then the message with our Received: on
+ * top.  An address goes in as "<" address ">" exactly as accepted, so it
+ * may itself hold '>', '<', '@', spaces (quoted local parts): a reader
+ * takes everything between the first '<' and the last '>' of the line.
+ * No address can hold a CR or LF (parse_local refuses them).
+ */
+static int queue_entry_head(const struct session *s, const char *id, struct buffer *head)
+{
+	long long now = (long long)time(NULL);
+	int i, r = 0;
+
+	r |= buffer_printf(head, "version 1\nid %s\nsender <%s>\narrival %lld\n"
+			   "attempts 0\nnext %lld\n", id, s->sender, now, now);
+	for (i = 0; i < s->dl.n; i++)
+		if (!s->dl.v[i].user[0])
+			r |= buffer_printf(head, "rcpt <%s>\n", s->dl.v[i].rcpt);
+	r |= buffer_add(head, "\n", 1);
+	return r;
+}
+
+static int write_queue_entry(struct session *s, const char *id,
 			     const struct buffer *received, struct pending *p)
 {
 	struct buffer head = { NULL, 0, 0 };
-	long long now = (long long)time(NULL);
-	int i, r = 0;
+	int r;
 
 	p->kind = "queued";
 	snprintf(p->tmp, sizeof p->tmp, "%s/tmp/%s", cfg.queuedir, id);
 	snprintf(p->dst, sizeof p->dst, "%s/entries/%s", cfg.queuedir, id);
 	snprintf(p->dir, sizeof p->dir, "%s/entries", cfg.queuedir);
-	r |= buffer_printf(&head, "version 1\nid %s\nsender <%s>\narrival %lld\n"
-			   "attempts 0\nnext %lld\n", id, s->sender, now, now);
-	for (i = 0; i < s->dl.n; i++)
-		if (!s->dl.v[i].user[0])
-			r |= buffer_printf(&head, "rcpt <%s>\n", s->dl.v[i].rcpt);
-	r |= buffer_add(&head, "\n", 1);
-	r |= buffer_add(&head, received->data, received->len);
-	if (r < 0) {
+	if (queue_entry_head(s, id, &head) < 0 || buffer_add(&head, received->data, received->len) < 0) {
 		free(head.data);
 		errno = ENOMEM;
 		return -1;
@@ -1706,11 +1859,22 @@ static int deliver(struct session *s, char *id, size_t idsize)
 	return r;
 }
 
+/* Out of memory or disk, while receiving or delivering: 452 4.3.1, try
+ * again later (RFC 3463: mail system full).  Any other error: 451. */
+static void storage_failure(struct session *s, int error)
+{
+	if (error == ENOSPC || error == EDQUOT || error == EFBIG || error == ENOMEM)
+		reply(s, 452, "4.3.1", "Insufficient system storage");
+	else
+		reply(s, 451, "4.3.0", "Local error in processing");
+}
+
 /* RFC 5321 4.1.1.4 DATA: 354, the message, then one reply for all of it. */
 static void cmd_data(struct session *s, char *arg)
 {
+	struct message *m = &s->msg;
 	char id[128];
-	int bare, too_big, r;
+	int r;
 
 	if (*arg) {
 		reply_error(s, 501, "5.5.4", "Syntax: DATA");
@@ -1721,7 +1885,7 @@ static void cmd_data(struct session *s, char *arg)
 		return;
 	}
 	reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
-	r = read_data(s, &bare, &too_big);
+	r = read_data(s);
 	if (r == IN_TIMEOUT) {
 		reply(s, 421, "4.4.2", "%s Timeout during DATA, closing connection", cfg.hostname);
 		s->quit = 1;
@@ -1732,24 +1896,26 @@ static void cmd_data(struct session *s, char *arg)
 		s->quit = 1;
 		return;
 	}
-	if (cfg.verbose)
-		log_message(s);
-	if (bare) {
+	if (!m->error && m->spill >= 0 && m->len > 0 && message_spill(m) < 0)
+		m->error = errno;               /* the tail of a spilled message */
+	if (m->bare) {
 		log_event(s, "rejected reason=bare-cr-or-lf");
 		reply(s, 550, "5.6.0", "Message has a bare CR or LF; lines must end in CRLF (RFC 5321 2.3.8)");
-	} else if (too_big) {
-		log_event(s, "rejected reason=too-big size=%lu", s->msg_size);
+	} else if (m->nul) {
+		log_event(s, "rejected reason=nul");
+		reply(s, 550, "5.6.0", "Message has a NUL byte; mail may not contain NUL (RFC 2045 2.8)");
+	} else if (m->too_big) {
+		log_event(s, "rejected reason=too-big size=%lu", m->size);
 		reply(s, 552, "5.3.4", "Message size exceeds fixed limit of %lu", cfg.maxsize);
-	} else if (count_hops(&s->msg) > HOPS_MAX) {
+	} else if (m->error) {
+		log_event(s, "receive-failed error=\"%s\"", strerror(m->error));
+		storage_failure(s, m->error);
+	} else if (m->hops > HOPS_MAX) {
 		log_event(s, "rejected reason=mail-loop");
 		reply(s, 554, "5.4.6", "Too many Received: headers, mail loop (RFC 5321 6.3)");
 	} else if (deliver(s, id, sizeof id) < 0) {
-		int full = (errno == ENOSPC || errno == EDQUOT || errno == EFBIG);
 		log_event(s, "delivery-failed error=\"%s\"", strerror(errno));
-		if (full)
-			reply(s, 452, "4.3.1", "Insufficient system storage");
-		else
-			reply(s, 451, "4.3.0", "Local error in processing");
+		storage_failure(s, errno);
 	} else {
 		reply(s, 250, "2.0.0", "Ok: queued as %s", id);
 	}
@@ -1843,10 +2009,11 @@ static void session(int fd, const struct sockaddr_storage *peer)
 	struct timeval tv;
 	int n;
 
-	if (!s || !(s->dl.v = calloc(DELIVERY_MAX, sizeof *s->dl.v))) {
+	if (!s) {
 		fprintf(stderr, "smtpd: out of memory\n");
 		return;
 	}
+	s->msg.spill = -1;
 	s->fd = fd;
 	snprintf(s->id, sizeof s->id, "%lx.%ld", (unsigned long)time(NULL), (long)getpid());
 	if (getsockname(fd, (struct sockaddr *)&s->local_sa, &len) < 0)
@@ -1889,7 +2056,8 @@ static void session(int fd, const struct sockaddr_storage *peer)
 	flush_out(s);
 	close(fd);
 	log_event(s, "disconnect");
-	free(s->msg.data);
+	message_reset(&s->msg);
+	free(s->msg.mem);
 	free(s->dl.v);
 	free(s);
 }

@@ -110,7 +110,7 @@ t_storage() {
 250 2.0.0 Ok: queued as ID" "$out"
 	check "after a failed delivery nothing is left in any new/, tmp/ or the queue" "1 0 0 0 0 0" \
 		"$(count_files "$d/mail/alice/new") $(count_files "$d/mail/alice/tmp") $(count_files "$d/mail/bob/new") $(count_files "$d/mail/bob/tmp") $(count_files "$d/queue/entries") $(count_files "$d/queue/tmp")"
-	check "the failure is logged with its errno text" "1" "$(grep -c 'delivery-failed error="File too large"' "$d/log")"
+	check "the failure is logged with its errno text" "1" "$(grep -c 'receive-failed error="File too large"' "$d/log")"
 	stop_pid "$SPID"
 }
 
