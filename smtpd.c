@@ -3,8 +3,8 @@
  *
  * SYNOPSIS
  *   smtpd [-a addr] [-p port] [-m maildir-root] [-d domain]... [-n hostname] [-A]
- *         [-q queue-dir] [-r cidr]... [-s max-bytes] [-c max-sessions] [-t seconds]
- *         [-x aliases-file] [-V] [-v]
+ *         [-q queue-dir] [-r cidr]... [-s max-bytes] [-c max-sessions]
+ *         [-C max-per-client] [-t seconds] [-x aliases-file] [-V] [-v]
  *
  * DESCRIPTION
  *   Listens on one TCP address, forks one child per connection and speaks
@@ -22,10 +22,13 @@
  *   -q dir       queue for non-local recipients [./queue]
  *   -r cidr      clients allowed to relay, repeatable [127.0.0.0/8 and ::1]
  *   -s bytes     largest message accepted, advertised in SIZE [10485760]
- *   -c n         concurrent sessions; one more gets 421 [20]
+ *   -c n         concurrent sessions; one more gets 421 4.3.2 [20]
+ *   -C n         concurrent sessions from one client address; one more
+ *                gets 421 4.7.0 [no limit but -c]
  *   -t seconds   time allowed for each line, command or message line; so
  *                also the idle timeout [300, RFC 5321 4.5.3.2]
- *   -x file      aliases file in /etc/aliases syntax [none]
+ *   -x file      aliases file in /etc/aliases syntax, read again on
+ *                SIGHUP [none]
  *   -V           answer VRFY and EXPN truthfully [252 / 502]
  *   -v           log the whole dialogue (C: and S: lines) to stderr
  *
@@ -34,8 +37,16 @@
  *   (PIPELINING), RFC 2034 and RFC 3463 (enhanced status codes), RFC 5322
  *   (header and date syntax), the Maildir format (maildir(5) of qmail).
  *
+ * SIGNALS
+ *   SIGTERM, SIGINT  stop: no new sessions; each session waiting for a
+ *                    command answers 421 4.3.2 and closes, one inside a
+ *                    transaction finishes it first; exit when all are gone.
+ *   SIGHUP           read the -x aliases file again (new sessions use it;
+ *                    a file that cannot be read keeps the old table).
+ *
  * HOW TO READ THIS FILE
- *   1. main(): options, start-up, the accept loop, one fork() per client.
+ *   1. main(): options, start-up, the accept loop, one fork() per client
+ *      (accept_client), the parent's table of sessions (struct children).
  *   2. session(): the greeting and the command loop.
  *   3. commands[]: the command table; then one cmd_* function per verb.
  *   4. read_data(): the DATA byte machine (end of data, dot-unstuffing);
@@ -119,7 +130,7 @@ static struct config {
 	struct cidr relay[RELAY_MAX];
 	int nrelay;
 	unsigned long maxsize;
-	int maxsessions, timeout;
+	int maxsessions, maxperclient, timeout;
 	struct alias *aliases;
 	size_t naliases;
 } cfg;
@@ -155,6 +166,8 @@ struct delivery {                   /* one copy of the message */
 struct dlist { struct delivery *v; int n, cap; };   /* grows, up to DELIVERY_MAX */
 
 struct buffer { char *data; size_t len, cap; };
+
+struct mbox_index { char **names; size_t n; int built; };   /* mailbox_exists */
 
 struct message {                    /* the message of a transaction (DATA) */
 	char *mem;                  /* MSG_MEM_MAX bytes: the message, or the
@@ -196,6 +209,7 @@ struct session {
 	char first_rcpt[ADDR_SIZE];
 	struct dlist dl;            /* where the message goes */
 	struct message msg;         /* the message, LF line ends */
+	struct mbox_index mbx;      /* mixed-case mailbox names, made on need */
 	/* buffered I/O */
 	char in[IN_BUF_SIZE];
 	size_t in_start, in_end;
@@ -413,7 +427,17 @@ static void reply_error(struct session *s, int code, const char *esc, const char
 
 /* What the readers return instead of a length (a length may be 0: an
  * empty command line is a line, not the end of the connection). */
-enum { IN_EOF = -1, IN_ERROR = -2, IN_TIMEOUT = -3, IN_TOO_LONG = -4 };
+enum { IN_EOF = -1, IN_ERROR = -2, IN_TIMEOUT = -3, IN_TOO_LONG = -4, IN_STOP = -5 };
+
+/*
+ * Signals only write a byte into a pipe (the "self-pipe trick") and set a
+ * flag; whoever waits poll()s the pipe with its socket.  Checking a flag
+ * and then blocking would leave a window where a SIGTERM arrives just
+ * before the wait, and is never seen.  The accept loop and each session
+ * (which makes a pipe of its own) use this alike.
+ */
+static volatile sig_atomic_t stopping, reloading;
+static int wake_pipe[2] = { -1, -1 };
 
 /* Milliseconds on CLOCK_MONOTONIC, which a change of the date does not
  * move: a clock set forward must not fire a timeout, nor one set back
@@ -433,16 +457,22 @@ static void set_deadline(struct session *s)
 	s->deadline = now_ms() + (long long)cfg.timeout * 1000;
 }
 
-/* Get more bytes into s->in.  Replies waiting in s->out are flushed first:
+/*
+ * Get more bytes into s->in.  Replies waiting in s->out are flushed first:
  * the client may be waiting for them (RFC 2920 3.2), so never block on
  * read with replies unsent.  The wait ends at s->deadline: the timeout
  * bounds a whole line, not each read, so a client that trickles a byte
  * every few seconds cannot keep its session (and a session slot) forever
- * (Postfix calls this a per-record deadline).  Returns bytes read or an
- * IN_ code. */
-static int fill(struct session *s)
+ * (Postfix calls this a per-record deadline).  The wait also ends when
+ * the server is stopping (SIGTERM, seen through wake_pipe) and we wait
+ * for a command outside a transaction: IN_STOP.  Inside a transaction
+ * (after MAIL, in DATA) the client is let finish.  Returns bytes read or
+ * an IN_ code.
+ */
+static int fill(struct session *s, int for_command)
 {
-	struct pollfd pfd;
+	struct pollfd pfd[2];
+	char drain[64];
 	ssize_t n;
 	long long left;
 	int r;
@@ -457,16 +487,26 @@ static int fill(struct session *s)
 		s->in_end -= s->in_start;
 		s->in_start = 0;
 	}
-	pfd.fd = s->fd;
-	pfd.events = POLLIN;
-	do {
+	pfd[0].fd = s->fd;
+	pfd[1].fd = wake_pipe[0];               /* -1 (ignored) outside a forked session */
+	pfd[0].events = pfd[1].events = POLLIN;
+	for (;;) {
+		if (for_command && stopping && s->state <= ST_READY)
+			return IN_STOP;
 		left = s->deadline - now_ms();
-		r = left > 0 ? poll(&pfd, 1, (int)left) : 0;
-	} while (r < 0 && errno == EINTR);
-	if (r == 0)
-		return IN_TIMEOUT;
-	if (r < 0)
-		return IN_ERROR;
+		r = left > 0 ? poll(pfd, 2, (int)left) : 0;
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0)
+			return IN_TIMEOUT;
+		if (r < 0)
+			return IN_ERROR;
+		if (pfd[1].revents & POLLIN)
+			while (read(wake_pipe[0], drain, sizeof drain) > 0)
+				;
+		if (pfd[0].revents)
+			break;
+	}
 	do
 		n = read(s->fd, s->in + s->in_end, sizeof s->in - s->in_end);
 	while (n < 0 && errno == EINTR);
@@ -512,7 +552,7 @@ static int read_line(struct session *s, char *line)
 			too_long = 1;
 			s->in_start = s->in_end;
 		}
-		int r = fill(s);
+		int r = fill(s, 1);
 		if (r < 0)
 			return r;
 	}
@@ -780,32 +820,81 @@ static int mailbox_name(const char *local, char *name)
 	return i == 0 ? -1 : 0;
 }
 
-/* Does the Maildir ROOT/name exist?  Lookup is case-insensitive: a mailbox
- * made by hand as "Alice" is found for "alice"; real[] gets its spelling. */
-static int mailbox_exists(const char *name, char *real)
+static int by_name_nocase(const void *a, const void *b)
+{
+	return strcasecmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The mail root's entries that have an upper-case letter (only those can
+ * match a lower-case name that stat() did not find), sorted ignoring
+ * case.  Made once per session, on the first miss: one scan of the root
+ * per session instead of one per unknown recipient. */
+static void build_mailbox_index(struct mbox_index *ix)
+{
+	struct dirent *de;
+	const char *p;
+	char **v;
+	DIR *d;
+
+	ix->built = 1;
+	if (!(d = opendir(cfg.mailroot)))
+		return;
+	while ((de = readdir(d))) {
+		for (p = de->d_name; *p && !isupper((unsigned char)*p); p++)
+			;
+		if (!*p || strlen(de->d_name) > LOCAL_MAX)   /* all lower case, or too long */
+			continue;
+		if (!(v = realloc(ix->names, (ix->n + 1) * sizeof *v)) || !(v[ix->n] = strdup(de->d_name))) {
+			if (v)
+				ix->names = v;
+			break;              /* out of memory: the index is what we have */
+		}
+		ix->names = v;
+		ix->n++;
+	}
+	closedir(d);
+	if (ix->n > 1)
+		qsort(ix->names, ix->n, sizeof *ix->names, by_name_nocase);
+}
+
+static void free_mailbox_index(struct mbox_index *ix)
+{
+	size_t i;
+
+	for (i = 0; i < ix->n; i++)
+		free(ix->names[i]);
+	free(ix->names);
+	memset(ix, 0, sizeof *ix);
+}
+
+/* Is ROOT/name a directory? */
+static int is_mailbox_dir(const char *name)
 {
 	char path[PATH_MAX];
 	struct stat st;
-	struct dirent *de;
-	DIR *d;
-	int found = 0;
 
 	snprintf(path, sizeof path, "%s/%s", cfg.mailroot, name);
-	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Does the Maildir ROOT/name exist?  One stat() of the (lower-case) name;
+ * a mailbox made by hand as "Carol" is found for "carol" through the
+ * session's index of mixed-case names.  real[] gets its spelling. */
+static int mailbox_exists(struct session *s, const char *name, char *real)
+{
+	char **hit;
+
+	if (is_mailbox_dir(name)) {
 		snprintf(real, LOCAL_MAX + 1, "%s", name);
 		return 1;
 	}
-	if (!(d = opendir(cfg.mailroot)))
+	if (!s->mbx.built)
+		build_mailbox_index(&s->mbx);
+	hit = s->mbx.n ? bsearch(&name, s->mbx.names, s->mbx.n, sizeof *hit, by_name_nocase) : NULL;
+	if (!hit || !is_mailbox_dir(*hit))
 		return 0;
-	while (!found && (de = readdir(d)))
-		if (strcasecmp(de->d_name, name) == 0) {
-			snprintf(path, sizeof path, "%s/%s", cfg.mailroot, de->d_name);
-			found = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-			if (found)   /* same length as name: it matched, ignoring case */
-				memcpy(real, de->d_name, strlen(name) + 1);
-		}
-	closedir(d);
-	return found;
+	memcpy(real, *hit, strlen(name) + 1);   /* equal ignoring case: same length */
+	return 1;
 }
 
 /* ---- Recipients: aliases, mailboxes, the delivery list ------------------- */
@@ -882,11 +971,11 @@ static void note_added(struct expansion *x, int r, const struct session *s, cons
 		log_event(s, "alias-member-ignored member=\"%s\" reason=too-many", name);
 }
 
-static void expand_local(const struct session *s, const char *name, const char *rcpt,
+static void expand_local(struct session *s, const char *name, const char *rcpt,
 			 struct dlist *dl, struct expansion *x);
 
 /* One member of an alias: a local name, a local address or a remote one. */
-static void expand_member(const struct session *s, const char *member,
+static void expand_member(struct session *s, const char *member,
 			  struct dlist *dl, struct expansion *x)
 {
 	char path[PATH_LEN + 3], name[LOCAL_MAX + 1], text[ADDR_SIZE];
@@ -919,7 +1008,7 @@ static void expand_member(const struct session *s, const char *member,
  * loop a -> b -> a ends: the second "a" is taken as the mailbox a);
  * anything else is a mailbox, which must exist (or -A, or postmaster).
  */
-static void expand_local(const struct session *s, const char *name, const char *rcpt,
+static void expand_local(struct session *s, const char *name, const char *rcpt,
 			 struct dlist *dl, struct expansion *x)
 {
 	const struct alias *al = find_alias(name);
@@ -948,7 +1037,7 @@ static void expand_local(const struct session *s, const char *name, const char *
 		free(members);
 		return;
 	}
-	if (mailbox_exists(name, real))
+	if (mailbox_exists(s, name, real))
 		note_added(x, add_delivery(dl, rcpt, real, NULL), s, name);
 	else if (cfg.autocreate || strcmp(name, "postmaster") == 0)     /* RFC 5321 4.5.1 */
 		note_added(x, add_delivery(dl, rcpt, name, NULL), s, name);
@@ -958,7 +1047,7 @@ static void expand_local(const struct session *s, const char *name, const char *
  * Resolve one recipient into deliveries.  Returns the SMTP reply code:
  * 250, or the refusal (and sets *esc and *why).
  */
-static int resolve_rcpt(const struct session *s, const struct address *a,
+static int resolve_rcpt(struct session *s, const struct address *a,
 			struct dlist *dl, const char **esc, const char **why)
 {
 	char text[ADDR_SIZE], name[LOCAL_MAX + 1];
@@ -1054,7 +1143,7 @@ static int parse_query(const char *arg, struct address *a)
 	return parse_path(path, a) && !a->null ? 0 : -1;
 }
 
-static int lookup_local(const struct session *s, const char *arg, struct dlist *dl, int *local)
+static int lookup_local(struct session *s, const char *arg, struct dlist *dl, int *local)
 {
 	struct address a;
 	char name[LOCAL_MAX + 1], text[ADDR_SIZE];
@@ -1578,7 +1667,7 @@ static int read_data(struct session *s)
 	set_deadline(s);
 	for (;;) {
 		char c;
-		if (s->in_start == s->in_end && (r = fill(s)) < 0)
+		if (s->in_start == s->in_end && (r = fill(s, 0)) < 0)
 			return r;
 		c = s->in[s->in_start++];
 		if (cfg.verbose)
@@ -1968,21 +2057,28 @@ static int cidr_match(const struct cidr *c, int family, const unsigned char *add
 	return rest == 0 || ((c->addr[full] ^ addr[full]) & (0xff << (8 - rest))) == 0;
 }
 
-static void identify_peer(struct session *s, const struct sockaddr_storage *ss)
+/* A peer's address family and bytes; an IPv4 client on a dual-stack
+ * socket (::ffff:a.b.c.d) is IPv4. */
+static int peer_address(const struct sockaddr_storage *ss, const unsigned char **bytes)
 {
 	static const unsigned char mapped[12] = {0,0,0,0,0,0,0,0,0,0,0xff,0xff};
-	const unsigned char *bytes;
-	int family = ss->ss_family, i;
 
-	if (family == AF_INET6) {
-		bytes = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
-		if (memcmp(bytes, mapped, 12) == 0) {   /* IPv4 on a dual-stack socket */
-			bytes += 12;
-			family = AF_INET;
-		}
-	} else {
-		bytes = (const unsigned char *)&((const struct sockaddr_in *)ss)->sin_addr;
+	if (ss->ss_family == AF_INET6) {
+		*bytes = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
+		if (memcmp(*bytes, mapped, 12) != 0)
+			return AF_INET6;
+		*bytes += 12;
+		return AF_INET;
 	}
+	*bytes = (const unsigned char *)&((const struct sockaddr_in *)ss)->sin_addr;
+	return AF_INET;
+}
+
+static void identify_peer(struct session *s, const struct sockaddr_storage *ss)
+{
+	const unsigned char *bytes;
+	int family = peer_address(ss, &bytes), i;
+
 	inet_ntop(family, bytes, s->peer, sizeof s->peer);
 	s->peer_v6 = (family == AF_INET6);
 	for (i = 0; i < cfg.nrelay && !s->relay_ok; i++)
@@ -2037,6 +2133,11 @@ static void session(int fd, const struct sockaddr_storage *peer)
 			log_event(s, "client-gone state=%d", (int)s->state);
 			break;
 		}
+		if (n == IN_STOP) {             /* SIGTERM: RFC 5321 3.8 allows 421 */
+			reply(s, 421, "4.3.2", "%s Service shutting down, closing connection", cfg.hostname);
+			log_event(s, "shutdown");
+			break;
+		}
 		if (n == IN_TOO_LONG) {         /* RFC 5321 4.5.3.1.4 */
 			reply_error(s, 500, "5.5.2", "Line too long (limit %d octets with CRLF)", CMD_LINE_MAX);
 			continue;
@@ -2059,6 +2160,7 @@ static void session(int fd, const struct sockaddr_storage *peer)
 	message_reset(&s->msg);
 	free(s->msg.mem);
 	free(s->dl.v);
+	free_mailbox_index(&s->mbx);
 	free(s);
 }
 
@@ -2067,8 +2169,8 @@ static void session(int fd, const struct sockaddr_storage *peer)
 static void usage(void)
 {
 	fprintf(stderr, "usage: smtpd [-a addr] [-p port] [-m maildir-root] [-d domain]... [-n hostname] [-A]\n"
-		"             [-q queue-dir] [-r cidr]... [-s max-bytes] [-c max-sessions] [-t seconds]\n"
-		"             [-x aliases-file] [-V] [-v]\n");
+		"             [-q queue-dir] [-r cidr]... [-s max-bytes] [-c max-sessions]\n"
+		"             [-C max-per-client] [-t seconds] [-x aliases-file] [-V] [-v]\n");
 	exit(2);
 }
 
@@ -2160,9 +2262,15 @@ static int load_aliases(const char *path)
 		last = &cfg.aliases[cfg.naliases];
 		last->name = strdup(line);
 		last->members = strdup(colon + 1);
+		cfg.naliases++;         /* counted now: freed with the table on failure */
 		if (!last->name || !last->members)
 			goto fail;
-		cfg.naliases++;
+	}
+	if (ferror(f)) {                /* e.g. a directory: EISDIR */
+		fprintf(stderr, "smtpd: %s: %s\n", path, strerror(errno));
+		free(line);
+		fclose(f);
+		return -1;
 	}
 	free(line);
 	fclose(f);
@@ -2177,14 +2285,20 @@ fail:
 	return -1;
 }
 
-static void free_aliases(void)
+static void free_alias_table(struct alias *v, size_t n)
 {
 	size_t i;
-	for (i = 0; i < cfg.naliases; i++) {
-		free(cfg.aliases[i].name);
-		free(cfg.aliases[i].members);
+
+	for (i = 0; i < n; i++) {
+		free(v[i].name);
+		free(v[i].members);
 	}
-	free(cfg.aliases);
+	free(v);
+}
+
+static void free_aliases(void)
+{
+	free_alias_table(cfg.aliases, cfg.naliases);
 	cfg.aliases = NULL;
 	cfg.naliases = 0;
 }
@@ -2233,7 +2347,7 @@ static void parse_options(int argc, char **argv)
 	cfg.maxsize = 10UL * 1024 * 1024;
 	cfg.maxsessions = 20;
 	cfg.timeout = 300;
-	while ((c = getopt(argc, argv, "a:p:m:d:n:Aq:r:s:c:t:x:Vv")) != -1) {
+	while ((c = getopt(argc, argv, "a:p:m:d:n:Aq:r:s:c:C:t:x:Vv")) != -1) {
 		switch (c) {
 		case 'a': cfg.listen_addr = optarg; break;
 		case 'p': number_option(optarg, 0, 65535); cfg.port = optarg; break;
@@ -2255,6 +2369,7 @@ static void parse_options(int argc, char **argv)
 			break;
 		case 's': cfg.maxsize = (unsigned long)number_option(optarg, 1, LONG_MAX); break;
 		case 'c': cfg.maxsessions = (int)number_option(optarg, 1, 100000); break;
+		case 'C': cfg.maxperclient = (int)number_option(optarg, 1, 100000); break;
 		case 't': cfg.timeout = (int)number_option(optarg, 1, 86400); break;
 		case 'x': cfg.aliases_file = optarg; break;
 		case 'V': cfg.vrfy = 1; break;
@@ -2311,23 +2426,16 @@ static int listen_socket(void)
 
 /* ---- The accept loop --------------------------------------------------------- */
 
-/*
- * Signals only write a byte into a pipe (the "self-pipe trick"); the loop
- * poll()s the pipe and the listening socket together.  Checking a flag
- * and then calling accept() would leave a window where a SIGTERM arrives
- * just before accept() blocks, and is never seen.
- */
-static volatile sig_atomic_t stopping;
-static int wake_pipe[2] = { -1, -1 };
-
 static void on_signal(int sig)
 {
 	int saved = errno;
 
 	if (sig == SIGTERM || sig == SIGINT)
 		stopping = 1;
+	if (sig == SIGHUP)
+		reloading = 1;
 	if (write(wake_pipe[1], "x", 1) < 0) {
-		/* the pipe is full: the loop will wake anyway */
+		/* the pipe is full (or not made yet): the waiter wakes anyway */
 	}
 	errno = saved;
 }
@@ -2342,6 +2450,20 @@ static void set_signal(int sig, void (*handler)(int))
 	sigaction(sig, &sa, NULL);
 }
 
+/* A pipe that does not block and is not inherited by exec. */
+static int make_wake_pipe(void)
+{
+	int i;
+
+	if (pipe(wake_pipe) < 0)
+		return -1;
+	for (i = 0; i < 2; i++) {
+		fcntl(wake_pipe[i], F_SETFL, O_NONBLOCK);
+		fcntl(wake_pipe[i], F_SETFD, FD_CLOEXEC);
+	}
+	return 0;
+}
+
 /* Say no in one line and hang up (no fork needed). */
 static void refuse(int fd, const char *text)
 {
@@ -2350,12 +2472,34 @@ static void refuse(int fd, const char *text)
 	close(fd);
 }
 
-static void reap_children(int *nchildren)
-{
-	int status;
+/* The parent's table of its sessions: which process serves which client
+ * address (for -C, and to pass a SIGTERM on).  An entry is freed when its
+ * process is reaped. */
+struct child { pid_t pid; int family; unsigned char addr[16]; };
+struct children { struct child *v; int n; };
 
-	while (waitpid(-1, &status, WNOHANG) > 0)
-		(*nchildren)--;
+static void reap_children(struct children *k)
+{
+	pid_t pid;
+	int i, status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		for (i = 0; i < k->n; i++)
+			if (k->v[i].pid == pid) {
+				k->v[i] = k->v[--k->n];
+				break;
+			}
+}
+
+/* -C: sessions from this client address now. */
+static int sessions_from(const struct children *k, int family, const unsigned char *addr)
+{
+	int i, n = 0;
+
+	for (i = 0; i < k->n; i++)
+		n += k->v[i].family == family &&
+		     memcmp(k->v[i].addr, addr, family == AF_INET ? 4 : 16) == 0;
+	return n;
 }
 
 /* A descriptor kept in reserve: when accept() fails with EMFILE we free
@@ -2363,58 +2507,143 @@ static void reap_children(int *nchildren)
  * connection does not sit in the backlog waking poll() forever. */
 static int spare_fd = -1;
 
-static void accept_client(int lfd, int *nchildren)
+static void accept_failed(int lfd)
 {
-	struct sockaddr_storage peer;
-	socklen_t len = sizeof peer;
-	char text[400];
-	int fd = accept(lfd, (struct sockaddr *)&peer, &len);
-	pid_t pid;
+	int fd;
 
-	if (fd < 0) {
-		if (errno == EMFILE || errno == ENFILE) {
-			log_event(NULL, "accept error=\"%s\" action=421", strerror(errno));
-			close(spare_fd);
-			if ((fd = accept(lfd, NULL, NULL)) >= 0)
-				refuse(fd, "421 4.3.2 Out of file descriptors, try again later\r\n");
-			spare_fd = open("/dev/null", O_RDONLY);
-		} else if (errno != EINTR && errno != ECONNABORTED && errno != EAGAIN) {
-			log_event(NULL, "accept error=\"%s\"", strerror(errno));
-		}
-		return;
+	if (errno == EMFILE || errno == ENFILE) {
+		log_event(NULL, "accept error=\"%s\" action=421", strerror(errno));
+		close(spare_fd);
+		if ((fd = accept(lfd, NULL, NULL)) >= 0)
+			refuse(fd, "421 4.3.2 Out of file descriptors, try again later\r\n");
+		spare_fd = open("/dev/null", O_RDONLY);
+	} else if (errno != EINTR && errno != ECONNABORTED && errno != EAGAIN) {
+		log_event(NULL, "accept error=\"%s\"", strerror(errno));
 	}
-	if (*nchildren >= cfg.maxsessions) {
+}
+
+/* Is there room for one more session, in all and from this client? */
+static int session_allowed(int fd, const struct children *k, int family, const unsigned char *addr)
+{
+	char text[400], who[INET6_ADDRSTRLEN];
+
+	if (k->n >= cfg.maxsessions) {
 		log_event(NULL, "refused reason=session-limit limit=%d", cfg.maxsessions);
 		snprintf(text, sizeof text, "421 4.3.2 %s Too many sessions, try again later\r\n", cfg.hostname);
 		refuse(fd, text);
+		return 0;
+	}
+	if (cfg.maxperclient > 0 && sessions_from(k, family, addr) >= cfg.maxperclient) {
+		inet_ntop(family, addr, who, sizeof who);
+		log_event(NULL, "refused reason=client-limit client=%s limit=%d", who, cfg.maxperclient);
+		snprintf(text, sizeof text, "421 4.7.0 %s Too many connections from your address\r\n", cfg.hostname);
+		refuse(fd, text);
+		return 0;
+	}
+	return 1;
+}
+
+/* The child's side of fork(): drop what belongs to the parent, make its
+ * own wake pipe (SIGTERM from the parent ends an idle session), serve. */
+static void run_session(int lfd, int fd, const struct sockaddr_storage *peer)
+{
+	close(lfd);
+	close(spare_fd);
+	close(wake_pipe[0]);
+	close(wake_pipe[1]);
+	if (make_wake_pipe() < 0)               /* then only -t ends an idle session */
+		wake_pipe[0] = wake_pipe[1] = -1;
+	set_signal(SIGCHLD, SIG_DFL);
+	set_signal(SIGHUP, SIG_IGN);            /* the parent reloads; a session keeps its table */
+	session(fd, peer);
+	exit(0);
+}
+
+static void accept_client(int lfd, struct children *k)
+{
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof peer;
+	const unsigned char *addr;
+	char text[400];
+	int fd = accept(lfd, (struct sockaddr *)&peer, &len), family;
+	pid_t pid;
+
+	if (fd < 0) {
+		accept_failed(lfd);
 		return;
 	}
+	family = peer_address(&peer, &addr);
+	if (!session_allowed(fd, k, family, addr))
+		return;
 	if ((pid = fork()) < 0) {
 		log_event(NULL, "fork error=\"%s\" action=421", strerror(errno));
 		snprintf(text, sizeof text, "421 4.3.0 %s Cannot start a session, try again later\r\n", cfg.hostname);
 		refuse(fd, text);
 		return;
 	}
-	if (pid == 0) {                 /* the child: one session, then exit */
-		close(lfd);
-		close(wake_pipe[0]);
-		close(wake_pipe[1]);
-		close(spare_fd);
-		set_signal(SIGCHLD, SIG_DFL);
-		set_signal(SIGTERM, SIG_IGN);   /* a stopping server lets sessions finish */
-		set_signal(SIGINT, SIG_IGN);
-		session(fd, &peer);
-		exit(0);
-	}
-	(*nchildren)++;
+	if (pid == 0)
+		run_session(lfd, fd, &peer);
+	k->v[k->n].pid = pid;
+	k->v[k->n].family = family;
+	memcpy(k->v[k->n].addr, addr, family == AF_INET ? 4 : 16);
+	k->n++;
 	close(fd);
+}
+
+/* SIGHUP: read the aliases file again.  New sessions get the new table;
+ * running ones keep the copy they were forked with.  A file that cannot
+ * be read leaves the old table in force (load_aliases logged why). */
+static void reload_aliases(void)
+{
+	struct alias *old = cfg.aliases;
+	size_t nold = cfg.naliases;
+
+	if (!cfg.aliases_file) {
+		log_event(NULL, "aliases-reload skipped=no-aliases-file");
+		return;
+	}
+	cfg.aliases = NULL;
+	cfg.naliases = 0;
+	if (load_aliases(cfg.aliases_file) < 0) {
+		free_alias_table(cfg.aliases, cfg.naliases);
+		cfg.aliases = old;
+		cfg.naliases = nold;
+		log_event(NULL, "aliases-reload-failed file=%s kept=%lu", cfg.aliases_file, (unsigned long)nold);
+		return;
+	}
+	free_alias_table(old, nold);
+	log_event(NULL, "aliases-reloaded file=%s aliases=%lu", cfg.aliases_file, (unsigned long)cfg.naliases);
+}
+
+/* SIGTERM/SIGINT: stop accepting, pass the stop on to every session (an
+ * idle one answers 421 and closes, one in a transaction finishes it
+ * first), then reap them all. */
+static void stop_sessions(int lfd, struct children *k)
+{
+	int i;
+
+	close(lfd);
+	log_event(NULL, "stopping sessions=%d", k->n);
+	for (i = 0; i < k->n; i++)
+		kill(k->v[i].pid, SIGTERM);
+	while (k->n > 0) {
+		pid_t pid = waitpid(-1, NULL, 0);
+		if (pid < 0 && errno != EINTR)
+			break;
+		for (i = 0; pid > 0 && i < k->n; i++)
+			if (k->v[i].pid == pid) {
+				k->v[i] = k->v[--k->n];
+				break;
+			}
+	}
 }
 
 int main(int argc, char **argv)
 {
+	struct children kids = { NULL, 0 };
 	struct pollfd pfd[2];
 	char path[PATH_MAX], drain[64];
-	int lfd, nchildren = 0, i;
+	int lfd;
 
 	parse_options(argc, argv);
 	snprintf(path, sizeof path, "%s/tmp", cfg.queuedir);
@@ -2425,13 +2654,10 @@ int main(int argc, char **argv)
 	}
 	if (cfg.aliases_file && load_aliases(cfg.aliases_file) < 0)
 		return 1;
-	if (pipe(wake_pipe) < 0 || (spare_fd = open("/dev/null", O_RDONLY)) < 0) {
+	if (make_wake_pipe() < 0 || (spare_fd = open("/dev/null", O_RDONLY)) < 0 ||
+	    !(kids.v = calloc((size_t)cfg.maxsessions, sizeof *kids.v))) {
 		fprintf(stderr, "smtpd: %s\n", strerror(errno));
 		return 1;
-	}
-	for (i = 0; i < 2; i++) {
-		fcntl(wake_pipe[i], F_SETFL, O_NONBLOCK);
-		fcntl(wake_pipe[i], F_SETFD, FD_CLOEXEC);
 	}
 	set_signal(SIGPIPE, SIG_IGN);   /* a vanished client is a write error, not death */
 #ifdef SIGXFSZ
@@ -2440,6 +2666,7 @@ int main(int argc, char **argv)
 	set_signal(SIGCHLD, on_signal);
 	set_signal(SIGTERM, on_signal);
 	set_signal(SIGINT, on_signal);
+	set_signal(SIGHUP, on_signal);
 	if ((lfd = listen_socket()) < 0)
 		return 1;
 
@@ -2447,7 +2674,11 @@ int main(int argc, char **argv)
 	pfd[1].fd = wake_pipe[0];
 	pfd[0].events = pfd[1].events = POLLIN;
 	while (!stopping) {
-		reap_children(&nchildren);
+		reap_children(&kids);
+		if (reloading) {
+			reloading = 0;
+			reload_aliases();
+		}
 		if (poll(pfd, 2, -1) < 0) {
 			if (errno != EINTR)
 				log_event(NULL, "poll error=\"%s\"", strerror(errno));
@@ -2457,17 +2688,10 @@ int main(int argc, char **argv)
 			while (read(wake_pipe[0], drain, sizeof drain) > 0)
 				;
 		if (!stopping && (pfd[0].revents & POLLIN))
-			accept_client(lfd, &nchildren);
+			accept_client(lfd, &kids);
 	}
-	/* SIGTERM/SIGINT: stop accepting, let the sessions finish, reap all. */
-	close(lfd);
-	log_event(NULL, "stopping sessions=%d", nchildren);
-	while (nchildren > 0) {
-		if (waitpid(-1, NULL, 0) > 0)
-			nchildren--;
-		else if (errno != EINTR)
-			break;
-	}
+	stop_sessions(lfd, &kids);
+	free(kids.v);
 	free_aliases();
 	log_event(NULL, "stopped");
 	return 0;

@@ -1,7 +1,7 @@
 /*
  * chat.c - a scripted SMTP client for the tests (not part of the MTA)
  *
- *   chat [-l] [-k] [-w] [-H seconds] [-T seconds] host port < script
+ *   chat [-l] [-k] [-w] [-b address] [-H seconds] [-T seconds] host port < script
  *
  * Connects to host:port, waits for the greeting (one whole reply) and
  * prints every byte the server sends on stdout, until the server closes.
@@ -10,6 +10,7 @@
  *              354 the message lines go out up to the "." line.
  *   -k         send stdin, then hang up at once (an abrupt disconnect).
  *   -w         do not wait for the greeting before sending.
+ *   -b addr    connect from this local address (e.g. 127.0.0.2).
  *   -H s       hold: stay idle s seconds after the greeting, then go on.
  *   -T s       give up after s seconds in all [10].
  * Exit status: 0 server closed, 3 time limit reached, 1 error.
@@ -129,15 +130,33 @@ static int lock_step(const char *p, size_t len)
 	return r;
 }
 
+/* -b: the source address of the connection (any free port). */
+static int bind_from(int s, const char *addr)
+{
+	struct addrinfo hints, *ai;
+	int r;
+
+	memset(&hints, 0, sizeof hints);
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
+	if (getaddrinfo(addr, "0", &hints, &ai) != 0)
+		return -1;
+	r = bind(s, ai->ai_addr, ai->ai_addrlen);
+	freeaddrinfo(ai);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	struct addrinfo hints, *ai;
 	int c, lock = 0, hangup = 0, greet = 1, hold = 0, limit = 10, r;
+	const char *from = NULL;
 	size_t len;
 	char *script;
 
-	while ((c = getopt(argc, argv, "lkwH:T:")) != -1) {
+	while ((c = getopt(argc, argv, "lkwb:H:T:")) != -1) {
 		switch (c) {
+		case 'b': from = optarg; break;
 		case 'l': lock = 1; break;
 		case 'k': hangup = 1; break;
 		case 'w': greet = 0; break;
@@ -147,7 +166,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (argc - optind != 2) {
-		fprintf(stderr, "usage: chat [-l] [-k] [-w] [-H s] [-T s] host port < script\n");
+		fprintf(stderr, "usage: chat [-l] [-k] [-w] [-b addr] [-H s] [-T s] host port < script\n");
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -157,6 +176,10 @@ int main(int argc, char **argv)
 	if (getaddrinfo(argv[optind], argv[optind + 1], &hints, &ai) != 0)
 		return 1;
 	fd = socket(ai->ai_family, SOCK_STREAM, 0);
+	if (fd >= 0 && from && bind_from(fd, from) < 0) {
+		perror("chat: bind");
+		return 1;
+	}
 	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
 		perror("chat: connect");
 		freeaddrinfo(ai);

@@ -4,7 +4,7 @@
 # lines, the queue entry, recipient case, memory, limits, signals, the clock,
 # smaller RFC points, the harness itself
 # Groups: see TEST_GROUPS below
-TEST_GROUPS+=(helo_syntax echo bare_lf_note empty_line rcpt_case spill nul_bytes clock error_limit junk size_param vrfy_points postmaster_name address_syntax received_id rename_undo maildir_fsync)
+TEST_GROUPS+=(helo_syntax echo bare_lf_note empty_line rcpt_case spill nul_bytes clock error_limit junk per_client mailbox_lookup sigterm sighup size_param vrfy_points postmaster_name address_syntax received_id rename_undo maildir_fsync)
 
 # ---- a client held open by the shell (bash's /dev/tcp), for tests that must
 # act between two commands: measure, signal, change the clock ------------------
@@ -477,5 +477,131 @@ t_clock() {
 	out=$(conn_reply "$c" 10)
 	conn_close "$c"
 	check "the date set 2 h back mid-line does not stretch the timeout (-t 3)" "421 4.4.2 mx.test Idle timeout, closing connection" "$out"
+	stop_pid "$SPID"
+}
+
+# ---- 6. per-client sessions, mailbox lookups, SIGTERM, SIGHUP ------------------------
+
+t_per_client() {
+	start_smtpd perclient -m mail -C 2
+	local d=$T/perclient a b out
+	conn_open a "$PORT"
+	conn_open b "$PORT"
+	out=$(printf 'QUIT\r\n' | "$CHAT" -T 5 127.0.0.1 "$PORT" | norm)
+	check "-C 2: a third session from 127.0.0.1 gets 421 4.7.0" "421 4.7.0 mx.test Too many connections from your address" "$out"
+	out=$(printf 'QUIT\r\n' | "$CHAT" -b 127.0.0.2 -T 5 127.0.0.1 "$PORT" | norm)
+	check "-C 2: another client address is served meanwhile" "220 mx.test ESMTP
+221 2.0.0 mx.test closing connection" "$out"
+	check "the refusal is logged with the client" "1" "$(grep -c 'refused reason=client-limit client=127.0.0.1 limit=2' "$d/log")"
+	conn_send "$a" 'QUIT\r\n'
+	conn_rest "$a" >/dev/null
+	conn_close "$a"
+	third_served() { printf 'QUIT\r\n' | "$CHAT" -T 5 127.0.0.1 "$PORT" | grep -q '^220'; }
+	check_true "a session that ends frees its place (the table entry goes when it is reaped)" poll 100 third_served
+	conn_close "$b"
+	stop_pid "$SPID"
+	start_smtpd perclient2 -m mail -c 3
+	conn_open a "$PORT"
+	conn_open b "$PORT"
+	out=$(printf 'QUIT\r\n' | "$CHAT" -T 5 127.0.0.1 "$PORT" | codes | tr '\n' ' ')
+	check "without -C only -c limits (lab clients all come from 127.0.0.1)" "220 221 " "$out"
+	conn_close "$a"; conn_close "$b"
+	stop_pid "$SPID"
+}
+
+t_mailbox_lookup() {
+	if ! command -v strace >/dev/null; then
+		skip "mailbox lookups: strace is not installed"
+		return
+	fi
+	local ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:detect_leaks=0}   # see t_maildir_fsync
+	export ASAN_OPTIONS
+	start_smtpd mblook -m mail
+	local d=$T/mblook tracer root out i
+	mkdir -p "$d/mail/alice" "$d/mail/Carol"
+	for i in $(seq 1 300); do mkdir "$d/mail/user$i"; done
+	root=$(cd "$d/mail" && pwd -P)
+	strace -f -y -e trace=openat -o "$d/trace" -p "$SPID" 2>"$d/strace.err" & tracer=$!
+	PIDS+=("$tracer")
+	poll 200 grep -qs 'attached' "$d/strace.err"
+	out=$( { printf 'HELO c\r\nMAIL FROM:<a@b.test>\r\n'
+		 for i in $(seq 1 15); do printf 'RCPT TO:<nobody%d@localhost>\r\n' "$i"; done
+		 printf 'RCPT TO:<carol@localhost>\r\nRCPT TO:<CAROL+x@localhost>\r\nRCPT TO:<user7@localhost>\r\nQUIT\r\n'; } |
+		"$CHAT" 127.0.0.1 "$PORT" | codes | tally)
+	poll 100 grep -q disconnect "$d/log"
+	stop_pid "$tracer"
+	check "15 unknown users refused; Carol found for carol and CAROL+x; user7 found" "1*220 1*221 5*250 15*550" "$out"
+	check "the mail root is read once per session, not once per unknown recipient" "1" \
+		"$(grep 'O_DIRECTORY' "$d/trace" | grep -c "= [0-9]*<$root>$")"
+	stop_pid "$SPID"
+}
+
+t_sigterm() {
+	start_smtpd sigterm -m mail -t 30
+	local d=$T/sigterm idle mail data out rc
+	mkdir -p "$d/mail/alice"
+	conn_open idle "$PORT"
+	conn_send "$idle" 'EHLO idle.test\r\n'
+	conn_reply "$idle" >/dev/null
+	conn_open mail "$PORT"                  # a transaction begun: after MAIL
+	conn_send "$mail" 'HELO c\r\nMAIL FROM:<a@b.test>\r\n'
+	conn_reply "$mail" >/dev/null; conn_reply "$mail" >/dev/null
+	conn_open data "$PORT"                  # in the middle of DATA
+	conn_send "$data" 'HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\nSubject: in DATA\r\n'
+	for out in 1 2 3 4; do conn_reply "$data" >/dev/null; done
+	kill -TERM "$SPID"
+	out=$(conn_rest "$idle")
+	check "SIGTERM: a session waiting for a command gets 421 4.3.2 and is closed" \
+		"421 4.3.2 mx.test Service shutting down, closing connection" "$out"
+	refused() { ! printf 'QUIT\r\n' | "$CHAT" -T 2 127.0.0.1 "$PORT" 2>/dev/null | grep -q 220; }
+	check_true "SIGTERM: no new sessions" refused
+	conn_send "$data" '\r\nwritten after the stop\r\n.\r\n'
+	out=$(conn_rest "$data" | norm)
+	check "SIGTERM: a message in DATA is finished and stored, then 421" "250 2.0.0 Ok: queued as ID
+421 4.3.2 mx.test Service shutting down, closing connection|1" "$out|$(count_files "$d/mail/alice/new")"
+	conn_send "$mail" 'RCPT TO:<alice@localhost>\r\nDATA\r\nSubject: after MAIL\r\n\r\nx\r\n.\r\n'
+	out=$(conn_rest "$mail" | norm)
+	check "SIGTERM: a transaction begun with MAIL is finished, then 421" "250 2.1.5 Recipient <alice@localhost> OK
+354 End data with <CR><LF>.<CR><LF>
+250 2.0.0 Ok: queued as ID
+421 4.3.2 mx.test Service shutting down, closing connection|2" "$out|$(count_files "$d/mail/alice/new")"
+	conn_close "$idle"; conn_close "$mail"; conn_close "$data"
+	poll 200 dead "$SPID"
+	wait "$SPID"; rc=$?
+	check "the server exits 0 when the last session is gone; the log tells the order" "0|stopping shutdown shutdown shutdown stopped " \
+		"$rc|$(grep -o 'stopping\|shutdown$\|stopped' "$d/log" | tr '\n' ' ')"
+}
+
+t_sighup() {
+	local d=$T/sighup before out
+	mkdir -p "$d/mail/alice" "$d/mail/bob"
+	echo 'staff: alice' >"$d/aliases"
+	start_smtpd sighup -m mail -V -x "$d/aliases"
+	conn_open before "$PORT"                # a session from before the reload
+	echo 'staff: bob' >"$d/aliases"
+	kill -HUP "$SPID"
+	poll 200 grep -q 'aliases-reloaded' "$d/log"
+	out=$(printf 'EXPN staff\r\nQUIT\r\n' | "$CHAT" 127.0.0.1 "$PORT" | norm | sed -n 2p)
+	check "SIGHUP: the aliases file is read again, new sessions see the new table" \
+		"250 2.1.5 <bob@localhost>|alive|1" "$out|$(alive "$SPID" && echo alive)|$(grep -c 'aliases-reloaded file=.* aliases=1' "$d/log")"
+	conn_send "$before" 'EXPN staff\r\n'
+	out=$(conn_reply "$before")
+	check "a session from before keeps its table and its connection" "250 2.1.5 <alice@localhost>" "$out"
+	rm "$d/aliases"
+	kill -HUP "$SPID"
+	poll 200 grep -q 'aliases-reload-failed' "$d/log"
+	out=$(printf 'EXPN staff\r\nQUIT\r\n' | "$CHAT" 127.0.0.1 "$PORT" | norm | sed -n 2p)
+	check "a file that cannot be read keeps the old table, and the log says why" \
+		"250 2.1.5 <bob@localhost>|1|1" \
+		"$out|$(grep -c "smtpd: $d/aliases: No such file or directory" "$d/log")|$(grep -c 'aliases-reload-failed file=.* kept=1' "$d/log")"
+	mkdir "$d/aliases"
+	kill -HUP "$SPID"
+	poll 200 eval '[ "$(grep -c aliases-reload-failed "$d/log")" = 2 ]'
+	out=$(printf 'EXPN staff\r\nQUIT\r\n' | "$CHAT" 127.0.0.1 "$PORT" | norm | sed -n 2p)
+	check "so does a directory in its place" "250 2.1.5 <bob@localhost>|1" \
+		"$out|$(grep -c "smtpd: $d/aliases: Is a directory" "$d/log")"
+	conn_send "$before" 'QUIT\r\n'
+	conn_rest "$before" >/dev/null
+	conn_close "$before"
 	stop_pid "$SPID"
 }

@@ -78,14 +78,15 @@ t_sessions() {
 	check "one session over -c: 421 4.3.2 at once" "421 4.3.2 mx.test Too many sessions, try again later" "$out"
 
 	# A session's process keeps what smtpd inherited, adds its client
-	# socket, and has closed the four the parent holds: the listening
-	# socket, both ends of the signal pipe, the spare descriptor.
+	# socket and a signal pipe of its own, and has closed the four the
+	# parent holds: the listening socket, both ends of the parent's
+	# signal pipe, the spare descriptor.
 	fds=""
 	for c in $(children_of "$SPID"); do
 		fds+="$(comm -13 <(fd_list "$SPID") <(fd_list "$c") | awk '{ sub(/\[.*/, "", $2); print $2 }' | tr '\n' ' ')"
 		fds+="$(comm -23 <(fd_list "$SPID") <(fd_list "$c") | wc -l | tr -d ' ')|"
 	done
-	check "a session's process holds its socket and nothing of the parent's" "socket: 4|socket: 4|" "$fds"
+	check "a session's process holds its socket, its own signal pipe, nothing of the parent's" "pipe: pipe: socket: 4|pipe: pipe: socket: 4|" "$fds"
 
 	kill "$h1" "$h2"; wait "$h1" "$h2" 2>/dev/null
 	first_session_ok() { printf 'QUIT\r\n' | "$CHAT" -T 5 127.0.0.1 "$PORT" | grep -q '^220'; }
@@ -146,7 +147,9 @@ t_shutdown() {
 	wait "$h"
 	poll 200 dead "$SPID"
 	wait "$SPID"; rc=$?
-	check "SIGTERM: the running session finishes, then exit 0" "220 250 250 250 354 250 221 |0|1" \
+	# the client holds (idle, no transaction) when the stop comes: 421
+	# (test group sigterm: a transaction in progress is finished first)
+	check "SIGTERM: the idle session gets 421 4.3.2, then exit 0" "220 421 |0|0" \
 		"$(codes <"$d/h" | tr '\n' ' ')|$rc|$(count_files "$d/mail/alice/new")"
 	out=$(grep -o 'stopping\|disconnect\|stopped' "$d/log" | tr '\n' ' ')
 	check "the log shows the order: stopping, session ends, stopped" "stopping disconnect stopped " "$out"
