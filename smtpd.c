@@ -1958,6 +1958,19 @@ static void storage_failure(struct session *s, int error)
 		reply(s, 451, "4.3.0", "Local error in processing");
 }
 
+/* The 250 after DATA says what was done: "stored" when every copy went
+ * into a Maildir here, "queued" when every recipient is remote (the
+ * message waits in the queue for smtp_send -q to relay it), "stored and
+ * queued" when both. */
+static const char *what_happened(const struct session *s)
+{
+	int i, local = 0, remote = 0;
+
+	for (i = 0; i < s->dl.n; i++)
+		*(s->dl.v[i].user[0] ? &local : &remote) += 1;
+	return !remote ? "stored" : !local ? "queued" : "stored and queued";
+}
+
 /* RFC 5321 4.1.1.4 DATA: 354, the message, then one reply for all of it. */
 static void cmd_data(struct session *s, char *arg)
 {
@@ -2006,7 +2019,7 @@ static void cmd_data(struct session *s, char *arg)
 		log_event(s, "delivery-failed error=\"%s\"", strerror(errno));
 		storage_failure(s, errno);
 	} else {
-		reply(s, 250, "2.0.0", "Ok: queued as %s", id);
+		reply(s, 250, "2.0.0", "Ok: %s as %s", what_happened(s), id);
 	}
 	reset_transaction(s);
 }
@@ -2545,8 +2558,10 @@ static int session_allowed(int fd, const struct children *k, int family, const u
 
 /* The child's side of fork(): drop what belongs to the parent, make its
  * own wake pipe (SIGTERM from the parent ends an idle session), serve. */
-static void run_session(int lfd, int fd, const struct sockaddr_storage *peer)
+static void run_session(int lfd, int fd, const struct sockaddr_storage *peer, struct children *k)
 {
+	free(k->v);
+	k->v = NULL;
 	close(lfd);
 	close(spare_fd);
 	close(wake_pipe[0]);
@@ -2582,7 +2597,7 @@ static void accept_client(int lfd, struct children *k)
 		return;
 	}
 	if (pid == 0)
-		run_session(lfd, fd, &peer);
+		run_session(lfd, fd, &peer, k);
 	k->v[k->n].pid = pid;
 	k->v[k->n].family = family;
 	memcpy(k->v[k->n].addr, addr, family == AF_INET ? 4 : 16);

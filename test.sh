@@ -120,7 +120,7 @@ smtp() {
 }
 
 # Replies with the variable parts (message ids) replaced, CR removed.
-norm() { sed -e 's/queued as [0-9A-Za-z.]*/queued as ID/' -e 's/\r$//'; }
+norm() { sed -E -e 's/(stored and queued|stored|queued) as [0-9A-Za-z.]+/\1 as ID/' -e 's/\r$//'; }
 
 # Only the reply codes, one per line ("250", "250-", ...).
 codes() { tr -d '\r' | cut -c1-4 | sed 's/ $//'; }

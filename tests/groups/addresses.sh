@@ -114,7 +114,7 @@ t_literals() {
 250 2.1.0 Sender <a@b.test> OK
 250 2.1.5 Recipient <alice@[IPv6:::1]> OK
 354 End data with <CR><LF>.<CR><LF>
-250 2.0.0 Ok: queued as ID
+250 2.0.0 Ok: stored as ID
 221 2.0.0 mx.test closing connection" "$out"
 	check "IPv6 client in Received: as [IPv6:::1]" "Received: from c ([IPv6:::1])" \
 		"$(sed -n 3p "$(only_file "$T/lit6/mail/alice/new")")"

@@ -4,7 +4,7 @@
 # lines, the queue entry, recipient case, memory, limits, signals, the clock,
 # smaller RFC points, the harness itself
 # Groups: see TEST_GROUPS below
-TEST_GROUPS+=(helo_syntax echo bare_lf_note empty_line rcpt_case spill nul_bytes clock error_limit junk per_client mailbox_lookup sigterm sighup size_param vrfy_points postmaster_name address_syntax received_id rename_undo maildir_fsync)
+TEST_GROUPS+=(helo_syntax echo bare_lf_note data_reply empty_line rcpt_case spill nul_bytes clock error_limit junk per_client mailbox_lookup sigterm sighup size_param vrfy_points postmaster_name address_syntax received_id rename_undo maildir_fsync)
 
 # ---- a client held open by the shell (bash's /dev/tcp), for tests that must
 # act between two commands: measure, signal, change the clock ------------------
@@ -47,7 +47,7 @@ t_empty_line() {
 250 2.1.5 Recipient <alice@localhost> OK
 500 5.5.2 Syntax error, empty command
 354 End data with <CR><LF>.<CR><LF>
-250 2.0.0 Ok: queued as ID
+250 2.0.0 Ok: stored as ID
 500 5.5.2 Syntax error, empty command
 221 2.0.0 mx.test closing connection" "$out"
 	check "the message after the empty line is stored" "1" "$(count_files "$d/mail/alice/new")"
@@ -375,7 +375,7 @@ t_spill() {
 	conn_send "$c" '.\r\nQUIT\r\n'
 	out=$(conn_rest "$c" | norm)
 	conn_close "$c"
-	check "the 10 MiB message is accepted" "250 2.0.0 Ok: queued as ID
+	check "the 10 MiB message is accepted" "250 2.0.0 Ok: stored as ID
 221 2.0.0 mx.test closing connection" "$out"
 	check_true "the 10 MiB message is stored byte for byte" cmp -s "$d/big.lf" <(strip_received "$(only_file "$d/mail/alice/new")" | tail -n +3)
 	check "nothing left in the queue's tmp/" "0" "$(count_files "$d/queue/tmp")"
@@ -392,7 +392,7 @@ t_spill() {
 		start_server "$d/log" sh -c 'cd "$1" && ulimit -v 16384 && exec "$2" -p 0 -n mx.test -m mail' sh "$d" "$TOP/smtpd"
 		out=$( { printf 'EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\n'; cat "$d/msg"; printf '.\r\nQUIT\r\n'; } |
 			"$CHAT" -T 30 127.0.0.1 "$PORT" | norm | tail -n 2 | head -n 1)
-		check "under ulimit -v 16 MiB a 9.5 MiB message is accepted (was 552 5.3.4)" "250 2.0.0 Ok: queued as ID|1" \
+		check "under ulimit -v 16 MiB a 9.5 MiB message is accepted (was 552 5.3.4)" "250 2.0.0 Ok: stored as ID|1" \
 			"$out|$(count_files "$d/mail/alice/new")"
 		stop_pid "$SPID"
 	fi
@@ -406,7 +406,7 @@ t_spill() {
 		 head -c 3000000 "$T/spill/big.crlf"; printf '.\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\nsmall\r\n.\r\nQUIT\r\n'; } |
 		"$CHAT" -T 30 127.0.0.1 "$PORT" | norm | grep -E '^(452|250 2.0.0)')
 	check "disk full while receiving: 452 4.3.1, then the next message is taken" "452 4.3.1 Insufficient system storage
-250 2.0.0 Ok: queued as ID" "$out"
+250 2.0.0 Ok: stored as ID" "$out"
 	check "nothing left in any tmp/ or new/ of the failed message" "1 0 0 0" \
 		"$(count_files "$d/mail/alice/new") $(count_files "$d/mail/alice/tmp") $(count_files "$d/queue/entries") $(count_files "$d/queue/tmp")"
 	check "logged with its errno text" "1" "$(grep -c 'receive-failed error="File too large"' "$d/log")"
@@ -557,13 +557,13 @@ t_sigterm() {
 	check_true "SIGTERM: no new sessions" refused
 	conn_send "$data" '\r\nwritten after the stop\r\n.\r\n'
 	out=$(conn_rest "$data" | norm)
-	check "SIGTERM: a message in DATA is finished and stored, then 421" "250 2.0.0 Ok: queued as ID
+	check "SIGTERM: a message in DATA is finished and stored, then 421" "250 2.0.0 Ok: stored as ID
 421 4.3.2 mx.test Service shutting down, closing connection|1" "$out|$(count_files "$d/mail/alice/new")"
 	conn_send "$mail" 'RCPT TO:<alice@localhost>\r\nDATA\r\nSubject: after MAIL\r\n\r\nx\r\n.\r\n'
 	out=$(conn_rest "$mail" | norm)
 	check "SIGTERM: a transaction begun with MAIL is finished, then 421" "250 2.1.5 Recipient <alice@localhost> OK
 354 End data with <CR><LF>.<CR><LF>
-250 2.0.0 Ok: queued as ID
+250 2.0.0 Ok: stored as ID
 421 4.3.2 mx.test Service shutting down, closing connection|2" "$out|$(count_files "$d/mail/alice/new")"
 	conn_close "$idle"; conn_close "$mail"; conn_close "$data"
 	poll 200 dead "$SPID"
@@ -603,5 +603,21 @@ t_sighup() {
 	conn_send "$before" 'QUIT\r\n'
 	conn_rest "$before" >/dev/null
 	conn_close "$before"
+	stop_pid "$SPID"
+}
+
+# ---- issue 11: the 250 after DATA says what really happened ------------------------
+
+t_data_reply() {
+	start_smtpd dreply -m mail
+	local d=$T/dreply out
+	mkdir -p "$d/mail/alice"
+	out=$(printf 'HELO c\nMAIL FROM:<a@b.test>\nRCPT TO:<alice@localhost>\nDATA\none\n.\nMAIL FROM:<a@b.test>\nRCPT TO:<bob@remote.test>\nDATA\ntwo\n.\nMAIL FROM:<a@b.test>\nRCPT TO:<alice@localhost>\nRCPT TO:<bob@remote.test>\nDATA\nthree\n.\nQUIT\n' |
+		smtp "$PORT" | tr -d '\r' | grep '^250 2.0.0')
+	check "250 after DATA: stored (Maildirs only), queued (relay only), stored and queued (both)" "250 2.0.0 Ok: stored as ID
+250 2.0.0 Ok: queued as ID
+250 2.0.0 Ok: stored and queued as ID" "$(norm <<<"$out")"
+	check "each names the id of its files" "$(ls "$d/mail/alice/new" | sed -n 1p | sed 's/\.mx\.test$//')|$(ls "$d/queue/entries" | sort | head -n 1)|$(ls "$d/mail/alice/new" | sed -n 2p | sed 's/\.mx\.test$//')" \
+		"$(sed -E 's/.* as //' <<<"$out" | tr '\n' '|' | sed 's/|$//')"
 	stop_pid "$SPID"
 }

@@ -35,8 +35,8 @@ t_limits() {
 	out=$( { printf 'HELO c\nMAIL FROM:<a@b.test>\n'
 		 for i in $(seq 1 101); do printf 'RCPT TO:<alice+%d@localhost>\n' $i; done
 		 printf 'DATA\nSubject: many\n\nx\n.\nQUIT\n'; } | smtp "$PORT" | norm)
-	check "100 recipients, the 101st gets 452 4.5.3" "100|452 4.5.3 <alice+101@localhost>: Too many recipients|250 2.0.0 Ok: queued as ID" \
-		"$(grep -c '^250 2.1.5' <<<"$out")|$(grep '^452' <<<"$out")|$(grep '^250 2.0.0 Ok: queued' <<<"$out")"
+	check "100 recipients, the 101st gets 452 4.5.3" "100|452 4.5.3 <alice+101@localhost>: Too many recipients|250 2.0.0 Ok: stored as ID" \
+		"$(grep -c '^250 2.1.5' <<<"$out")|$(grep '^452' <<<"$out")|$(grep '^250 2.0.0 Ok: stored' <<<"$out")"
 	check "mail to one mailbox through 100 addresses is stored once" "1" "$(count_files "$d/mail/alice/new")"
 
 	rm -f "$d"/mail/alice/new/*
@@ -47,7 +47,7 @@ t_limits() {
 		 for i in $(seq 1 100); do printf 'Received: from hop%d by hop%d; Fri, 27 Nov 2026 00:00:00 +0000\r\n' $i $i; done
 		 printf 'Subject: not yet a loop\r\n\r\nx\r\n.\r\nQUIT\r\n'; } | "$CHAT" 127.0.0.1 "$PORT" | norm | grep -E '^(554|250 2.0.0)')
 	check "more than 100 Received: lines is a mail loop: 554 5.4.6; 100 is fine" "554 5.4.6 Too many Received: headers, mail loop (RFC 5321 6.3)
-250 2.0.0 Ok: queued as ID" "$out"
+250 2.0.0 Ok: stored as ID" "$out"
 	stop_pid "$SPID"
 }
 
@@ -108,7 +108,7 @@ t_storage() {
 250 2.1.0 Sender <a@b.test> OK
 250 2.1.5 Recipient <alice@localhost> OK
 354 End data with <CR><LF>.<CR><LF>
-250 2.0.0 Ok: queued as ID" "$out"
+250 2.0.0 Ok: stored as ID" "$out"
 	check "after a failed delivery nothing is left in any new/, tmp/ or the queue" "1 0 0 0 0 0" \
 		"$(count_files "$d/mail/alice/new") $(count_files "$d/mail/alice/tmp") $(count_files "$d/mail/bob/new") $(count_files "$d/mail/bob/tmp") $(count_files "$d/queue/entries") $(count_files "$d/queue/tmp")"
 	check "the failure is logged with its errno text" "1" "$(grep -c 'receive-failed error="File too large"' "$d/log")"
@@ -186,7 +186,7 @@ C: DATA
 S: 354 End data with <CR><LF>.<CR><LF>
 C: ..dot
 C: .
-S: 250 2.0.0 Ok: queued as ID
+S: 250 2.0.0 Ok: stored as ID
 C: QUIT
 S: 221 2.0.0 mx.test closing connection" "$out"
 	stop_pid "$SPID"

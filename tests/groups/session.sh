@@ -97,7 +97,7 @@ S
 250 2.1.0 Sender <carol@example.com> OK
 250 2.1.5 Recipient <alice@localhost> OK
 354 End data with <CR><LF>.<CR><LF>
-250 2.0.0 Ok: queued as ID
+250 2.0.0 Ok: stored as ID
 221 2.0.0 mx.test closing connection" "$out"
 	f=$(only_file "$d/mail/alice/new")
 	check "Maildir file: Return-Path, Delivered-To, Received, message with LF ends" \
@@ -172,11 +172,11 @@ t_pipelining() {
 550 5.1.1 <nobody@localhost>: User unknown
 250 2.1.5 Recipient <bob@localhost> OK
 354 End data with <CR><LF>.<CR><LF>
-250 2.0.0 Ok: queued as ID
+250 2.0.0 Ok: stored as ID
 250 2.1.0 Sender <c@d.test> OK
 250 2.1.5 Recipient <alice@localhost> OK
 354 End data with <CR><LF>.<CR><LF>
-250 2.0.0 Ok: queued as ID
+250 2.0.0 Ok: stored as ID
 221 2.0.0 mx.test closing connection" "$out"
 	check "pipelined messages stored" "2 1" "$(count_files "$d/mail/alice/new") $(count_files "$d/mail/bob/new")"
 
@@ -189,7 +189,7 @@ t_pipelining() {
 		pids+=($!)
 	done
 	for i in "${pids[@]}"; do wait "$i"; done
-	out=$(cat "$d"/conc.* | grep -c '^250 2.0.0 Ok: queued')
+	out=$(cat "$d"/conc.* | grep -c '^250 2.0.0 Ok: stored')
 	check "20 concurrent sessions all delivered" "20 20" "$out $(count_files "$d/mail/alice/new")"
 	check "each concurrent message stored intact" "$(seq 0 19 | sed 's/^/message /' | sort)" \
 		"$(tail -q -n 1 "$d"/mail/alice/new/* | sort)"
