@@ -1875,8 +1875,9 @@ static int parse_entry(char *text, size_t len, struct entry *e, struct job *j)
 			version = atoi(v);
 		else if (strncmp(p, "id ", 3) == 0)
 			snprintf(e->id, sizeof e->id, "%s", v);
-		else if (strncmp(p, "sender <", 8) == 0)
-			snprintf(e->sender, sizeof e->sender, "%.*s", (int)strcspn(v + 1, ">"), v + 1);
+		else if (strncmp(p, "sender <", 8) == 0 && strrchr(v, '>') > v)
+			/* from the first '<' to the last '>': a quoted local part may hold '>' */
+			snprintf(e->sender, sizeof e->sender, "%.*s", (int)(strrchr(v, '>') - v - 1), v + 1);
 		else if (strncmp(p, "arrival ", 8) == 0)
 			e->arrival = atoll(v);
 		else if (strncmp(p, "attempts ", 9) == 0)
