@@ -14,14 +14,17 @@ set -u
 cd "$(dirname "$0")" || exit 1
 SECONDS_EACH=${1:-60}
 shift 2>/dev/null
-TARGETS=${*:-session smtpd_address aliases dns reply send_address headers queue_entry}
+TARGETS=${*:-session smtpd_address aliases dns reply send_address headers queue_entry queue_roundtrip}
 CC=${FUZZ_CC:-clang}
 out=${FUZZ_DIR:-${TMPDIR:-/tmp}/smtp-fuzz}
 mkdir -p "$out"
 failed=0
 for t in $TARGETS; do
+	# a harness that needs a second file says so: "fuzz.sh: also compile X.c"
+	extra=$(sed -n 's/^ \* fuzz\.sh: also compile \([a-z_]*\.c\)$/\1/p' "fuzz_$t.c")
+	# shellcheck disable=SC2086
 	if ! $CC -g -O1 -std=c99 -D_POSIX_C_SOURCE=200809L -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=undefined -pthread -o "$out/fuzz_$t" "fuzz_$t.c"; then
+		-fno-sanitize-recover=undefined -pthread -o "$out/fuzz_$t" "fuzz_$t.c" $extra; then
 		echo "fuzz: $t: build failed"
 		failed=1
 		continue

@@ -4,7 +4,7 @@
 # lines, the queue entry, recipient case, memory, limits, signals, the clock,
 # smaller RFC points, the harness itself
 # Groups: see TEST_GROUPS below
-TEST_GROUPS+=(helo_syntax echo bare_lf_note data_reply empty_line rcpt_case spill nul_bytes clock error_limit junk per_client mailbox_lookup sigterm sighup size_param vrfy_points postmaster_name address_syntax received_id rename_undo maildir_fsync)
+TEST_GROUPS+=(helo_syntax echo bare_lf_note data_reply empty_line queue_address rcpt_case spill nul_bytes clock error_limit junk per_client mailbox_lookup sigterm sighup size_param vrfy_points postmaster_name address_syntax received_id rename_undo maildir_fsync)
 
 # ---- a client held open by the shell (bash's /dev/tcp), for tests that must
 # act between two commands: measure, signal, change the clock ------------------
@@ -620,4 +620,38 @@ t_data_reply() {
 	check "each names the id of its files" "$(ls "$d/mail/alice/new" | sed -n 1p | sed 's/\.mx\.test$//')|$(ls "$d/queue/entries" | sort | head -n 1)|$(ls "$d/mail/alice/new" | sed -n 2p | sed 's/\.mx\.test$//')" \
 		"$(sed -E 's/.* as //' <<<"$out" | tr '\n' '|' | sed 's/|$//')"
 	stop_pid "$SPID"
+}
+
+# ---- 3. every accepted address survives the queue entry ---------------------------
+
+t_queue_address() {
+	# the next hop: smtpd -v on 127.0.0.2 ([127.0.0.2] is local there; it
+	# relays for loopback clients, so relay.test goes to its queue)
+	start_smtpd qanext -a 127.0.0.2 -m mail -v
+	local next=$SPID P=$PORT d=$T/qa out rc s
+	mkdir -p "$T/qanext/mail/bob"
+	start_smtpd qa -m mail -q queue
+	# senders with '>', '<', '@', spaces, escaped quotes and backslashes,
+	# an address literal: valid RFC 5321 paths, accepted with 250
+	local senders=('"a>b"@x.test' '"<@> \"q\" \\ x"@[127.0.0.9]' '"a b>"@x.test' 'plain@x.test')
+	for s in "${senders[@]}"; do
+		printf 'HELO c\r\nMAIL FROM:<%s>\r\nRCPT TO:<bob@[127.0.0.2]>\r\nRCPT TO:<"x>y"@relay.test>\r\nDATA\r\nSubject: q\r\n\r\nx\r\n.\r\nQUIT\r\n' "$s" |
+			"$CHAT" 127.0.0.1 "$PORT" | tr -d '\r' | grep '^250 2\.[01]\.0'
+	done >"$d/replies"
+	check "four hostile senders accepted and queued" "4 4" \
+		"$(grep -c '^250 2.1.0' "$d/replies") $(count_files "$d/queue/entries")"
+	check "the queue entries hold each address as accepted" "$(printf 'sender <%s>\n' "${senders[@]}" | sort)" \
+		"$(grep -h '^sender' "$d"/queue/entries/* | sort)"
+	# relay everything to the next hop (-S: no DNS, no other address)
+	"$SEND" -q "$d/queue" -S "127.0.0.2:$P" -R 127.0.0.1:9 -T 10 2>"$d/run"; rc=$?
+	check "the queue runner relays them all" "0|4|4|0" \
+		"$rc|$(count_files "$T/qanext/mail/bob/new")|$(count_files "$T/qanext/queue/entries")|$(count_files "$d/queue/entries")"
+	check "the next hop received each MAIL FROM exactly (Return-Path)" "$(printf '%s\n' "${senders[@]}" | sort)" \
+		"$(sed -n 's/^Return-Path: <\(.*\)>$/\1/p' "$T/qanext/mail/bob/new"/* | sort)"
+	check "and its -v log shows them (escaped: a backslash doubled)" 'C: MAIL FROM:<"<@> \\"q\\" \\\\ x"@[127.0.0.9]>' \
+		"$(grep -o 'C: MAIL FROM:<"<@>.*>' "$T/qanext/log" | sed 's/> SIZE=.*/>/' | head -n 1)"
+	check "the recipient \"x>y\" arrived exactly too, and is queued there as it came" "4|4" \
+		"$(grep -c 'C: RCPT TO:<"x>y"@relay.test>' "$T/qanext/log")|$(cat "$T/qanext/queue/entries"/* | grep -c '^rcpt <"x>y"@relay.test>$')"
+	stop_pid "$SPID"
+	stop_pid "$next"
 }
