@@ -5,8 +5,9 @@
  *
  * Answers A, AAAA, MX and CNAME questions over UDP and TCP from a zone
  * file written by the test, on a loopback address.  -p 0 takes a free
- * port; the port is logged ("dnsd: listening addr=... port=N").  Every
- * query is logged as one line on stderr.
+ * port, free for UDP and TCP both (tried again when the TCP port of that
+ * number is taken); the port is logged ("dnsd: listening addr=...
+ * port=N").  Every query is logged as one line on stderr.
  *
  * Zone file: one record per line, "#" comments.
  *   example.org      MX     10 mx1.example.org
@@ -279,7 +280,7 @@ int main(int argc, char **argv)
 	socklen_t len = sizeof ss;
 	struct pollfd pfd[2];
 	char bound[16];
-	int c, one = 1, other;
+	int c, one = 1, other, tries;
 
 	while ((c = getopt(argc, argv, "a:p:")) != -1) {
 		if (c == 'a') addr = optarg;
@@ -295,19 +296,28 @@ int main(int argc, char **argv)
 	hints.ai_socktype = SOCK_DGRAM;
 	if (getaddrinfo(addr, port, &hints, &ai) != 0)
 		return 2;
-	pfd[0].fd = socket(ai->ai_family, SOCK_DGRAM, 0);
-	if (pfd[0].fd < 0 || bind(pfd[0].fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
-	    getsockname(pfd[0].fd, (struct sockaddr *)&ss, &len) < 0) {
-		perror("dnsd: udp");
-		return 1;
-	}
-	getnameinfo((struct sockaddr *)&ss, len, NULL, 0, bound, sizeof bound, NI_NUMERICSERV);
-	/* TCP on the same port number as UDP */
-	pfd[1].fd = socket(ai->ai_family, SOCK_STREAM, 0);
-	setsockopt(pfd[1].fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (pfd[1].fd < 0 || bind(pfd[1].fd, (struct sockaddr *)&ss, len) < 0 || listen(pfd[1].fd, 16) < 0) {
-		perror("dnsd: tcp");
-		return 1;
+	/* UDP on the port asked for (0: any free one), then TCP on the same
+	 * number.  With -p 0 that TCP port may be taken although the UDP one
+	 * was free: then both are given up and another port is tried. */
+	for (tries = 0; ; tries++) {
+		len = sizeof ss;
+		pfd[0].fd = socket(ai->ai_family, SOCK_DGRAM, 0);
+		if (pfd[0].fd < 0 || bind(pfd[0].fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+		    getsockname(pfd[0].fd, (struct sockaddr *)&ss, &len) < 0) {
+			perror("dnsd: udp");
+			return 1;
+		}
+		getnameinfo((struct sockaddr *)&ss, len, NULL, 0, bound, sizeof bound, NI_NUMERICSERV);
+		pfd[1].fd = socket(ai->ai_family, SOCK_STREAM, 0);
+		setsockopt(pfd[1].fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (pfd[1].fd >= 0 && bind(pfd[1].fd, (struct sockaddr *)&ss, len) == 0 && listen(pfd[1].fd, 16) == 0)
+			break;
+		if (errno != EADDRINUSE || strcmp(port, "0") != 0 || tries == 100) {
+			perror("dnsd: tcp");
+			return 1;
+		}
+		close(pfd[0].fd);
+		close(pfd[1].fd);
 	}
 	other = socket(ai->ai_family, SOCK_DGRAM, 0);  /* for WRONGPORT: any other port */
 	freeaddrinfo(ai);

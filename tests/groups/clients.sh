@@ -4,7 +4,7 @@
 # lines, the queue entry, recipient case, memory, limits, signals, the clock,
 # smaller RFC points, the harness itself
 # Groups: see TEST_GROUPS below
-TEST_GROUPS+=(helo_syntax echo bare_lf_note data_reply empty_line queue_address rcpt_case spill nul_bytes clock error_limit junk per_client mailbox_lookup sigterm sighup size_param vrfy_points postmaster_name address_syntax received_id rename_undo maildir_fsync)
+TEST_GROUPS+=(build_outputs dnsd_port group_stops private_dir fuzz_scratch helo_syntax echo bare_lf_note data_reply empty_line queue_address rcpt_case spill nul_bytes clock error_limit junk per_client mailbox_lookup sigterm sighup size_param vrfy_points postmaster_name address_syntax received_id rename_undo maildir_fsync)
 
 # ---- a client held open by the shell (bash's /dev/tcp), for tests that must
 # act between two commands: measure, signal, change the clock ------------------
@@ -654,4 +654,88 @@ t_queue_address() {
 		"$(grep -c 'C: RCPT TO:<"x>y"@relay.test>' "$T/qanext/log")|$(cat "$T/qanext/queue/entries"/* | grep -c '^rcpt <"x>y"@relay.test>$')"
 	stop_pid "$SPID"
 	stop_pid "$next"
+}
+
+# ---- 8. the harness itself ------------------------------------------------------------
+
+t_dnsd_port() {
+	# 3,000 TCP ports of 127.0.0.1 held busy: about one "-p 0" in ten now
+	# gets a UDP port whose TCP twin is taken.  dnsd must try another.
+	local d=$T/dnsdport busy i started=0 failed=0 pid port
+	mkdir -p "$d"
+	echo 'a.test A 127.0.0.1' >"$d/zone"
+	(ulimit -n 4000 && exec "$TOP/tests/busyports" 3000 127.0.0.1) >"$d/busy" 2>&1 & busy=$!
+	PIDS+=("$busy")
+	poll 200 grep -q '^busy' "$d/busy"
+	for ((i = 0; i < 100; i++)); do
+		"$TOP/tests/dnsd" -a 127.0.0.1 -p 0 "$d/zone" 2>"$d/log.$i" & pid=$!
+		listening_or_gone() { grep -qs listening "$d/log.$i" || dead "$pid"; }
+		poll 200 listening_or_gone
+		port=$(sed -n 's/.*listening.* port=\([0-9]*\).*/\1/p' "$d/log.$i")
+		if [ -n "$port" ]; then started=$((started + 1)); else failed=$((failed + 1)); fi
+		kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+	done
+	stop_pid "$busy"
+	check "dnsd -p 0 starts every time while 3,000 TCP ports are busy ($(cat "$d/busy"))" "100 0" "$started $failed"
+}
+
+t_group_stops() {
+	# a copy of the runner with one more group file: a server that does
+	# not start must end its group (not go on with an empty port), and
+	# the next group must still run
+	local d=$T/gstop out
+	mkdir -p "$d/p"
+	(cd "$TOP" && tar --exclude=.git -cf - .) | tar -xf - -C "$d/p"
+	cat >"$d/p/tests/groups/zz_fake.sh" <<'G'
+TEST_GROUPS+=(fakestop fakenext)
+t_fakestop() { start_smtpd fs -c 0; check "reached after a server that did not start" x x; }
+t_fakenext() { check "the next group runs" y y; }
+G
+	sed -i 's/^for f in \(.*\); do$/for f in \1 zz_fake; do/' "$d/p/test.sh"
+	out=$(cd "$d/p" && ./test.sh fake 2>&1)
+	check "a group whose server did not start stops there and counts a failure" "FAIL - server did not start: sh -c|ok   - the next group runs|1 passed, 1 failed, 0 skipped" \
+		"$(grep -o '^FAIL - server did not start: sh -c' <<<"$out")|$(grep -v 'reached after' <<<"$out" | grep '^ok')|$(tail -n 1 <<<"$out")"
+}
+
+t_private_dir() {
+	# the checkout in a directory other users cannot enter (mkdir -m 700):
+	# the fork-failure test runs smtpd as another user
+	local d=$T/private out
+	mkdir -m 700 "$d"
+	mkdir "$d/p"
+	(cd "$TOP" && tar --exclude=.git -cf - .) | tar -xf - -C "$d/p"
+	out=$(cd "$d/p" && ./test.sh resources 2>&1)
+	check "test.sh passes from a checkout others cannot enter" "0 failed|" \
+		"$(tail -n 1 <<<"$out" | grep -o '0 failed')|$(grep 'Permission denied' <<<"$out")"
+}
+
+t_build_outputs() {
+	if ! git -C "$TOP" rev-parse --git-dir >/dev/null 2>&1; then
+		skip "build outputs out of git: not a git checkout"
+		return
+	fi
+	local f tracked="" unignored=""
+	for f in smtpd smtp_send $(sed -n 's/^HELPERS *= *//p' "$TOP/Makefile") tests/bench; do
+		git -C "$TOP" ls-files --error-unmatch "$f" >/dev/null 2>&1 && tracked+="$f "
+		git -C "$TOP" check-ignore -q "$f" || unignored+="$f "
+	done
+	check "no binary the Makefile makes is in git, and .gitignore lists each" "|" "$tracked|$unignored"
+}
+
+t_fuzz_scratch() {
+	local d=$T/fzs out
+	mkdir -p "$d/tmp"
+	if ! command -v clang >/dev/null || ! clang -O0 -std=c99 -D_POSIX_C_SOURCE=200809L -fsanitize=fuzzer -pthread \
+		-o "$d/fuzz_session" "$TOP/tests/fuzz/fuzz_session.c" 2>"$d/cc.log"; then
+		skip "fuzz_session's scratch directory: clang with libFuzzer is not available"
+		return
+	fi
+	if ! command -v strace >/dev/null; then
+		skip "fuzz_session's scratch directory: strace is not installed"
+		return
+	fi
+	printf 'EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@fuzz.test>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n' >"$d/input"
+	TMPDIR=$d/tmp strace -f -e trace=mkdir,openat -o "$d/trace" "$d/fuzz_session" "$d/input" >/dev/null 2>&1
+	check "fuzz_session works in a private directory under \$TMPDIR and removes it" "yes|0|" \
+		"$(grep -q "mkdir(\"$d/tmp/fuzz-smtpd\.[A-Za-z0-9]*/mail\"" "$d/trace" && echo yes)|$(grep -c '"/tmp/fuzz-' "$d/trace")|$(ls -A "$d/tmp")"
 }
