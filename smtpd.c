@@ -236,6 +236,10 @@ static size_t escape_bytes(char *out, size_t size, const char *p, size_t n, int 
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)p[i];
 		char e[5];
+		if (c >= 0x20 && c <= 0x7e && c != '\\' && o + 1 < size) {    /* the common case */
+			out[o++] = (char)c;
+			continue;
+		}
 		if (c == '\\' && backslash)
 			snprintf(e, sizeof e, "\\\\");
 		else if (c >= 0x20 && c <= 0x7e)
