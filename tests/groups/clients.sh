@@ -661,17 +661,18 @@ t_queue_address() {
 t_dnsd_port() {
 	# 3,000 TCP ports of 127.0.0.1 held busy: about one "-p 0" in ten now
 	# gets a UDP port whose TCP twin is taken.  dnsd must try another.
-	local d=$T/dnsdport busy i started=0 failed=0 pid port
+	local d=$T/dnsdport busy i started=0 failed=0 pid port dnsd_log
 	mkdir -p "$d"
 	echo 'a.test A 127.0.0.1' >"$d/zone"
 	(ulimit -n 4000 && exec "$TOP/tests/busyports" 3000 127.0.0.1) >"$d/busy" 2>&1 & busy=$!
 	PIDS+=("$busy")
 	poll 200 grep -q '^busy' "$d/busy"
 	for ((i = 0; i < 100; i++)); do
-		"$TOP/tests/dnsd" -a 127.0.0.1 -p 0 "$d/zone" 2>"$d/log.$i" & pid=$!
-		listening_or_gone() { grep -qs listening "$d/log.$i" || dead "$pid"; }
+		dnsd_log=$d/log.$i          # not $i below: poll has an i of its own
+		"$TOP/tests/dnsd" -a 127.0.0.1 -p 0 "$d/zone" 2>"$dnsd_log" & pid=$!
+		listening_or_gone() { grep -qs listening "$dnsd_log" || dead "$pid"; }
 		poll 200 listening_or_gone
-		port=$(sed -n 's/.*listening.* port=\([0-9]*\).*/\1/p' "$d/log.$i")
+		port=$(sed -n 's/.*listening.* port=\([0-9]*\).*/\1/p' "$dnsd_log")
 		if [ -n "$port" ]; then started=$((started + 1)); else failed=$((failed + 1)); fi
 		kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
 	done
