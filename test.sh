@@ -58,10 +58,11 @@ poll() {
 
 # A zombie (exited, not yet waited for) answers kill -0: it counts as dead.
 dead() {
-	local state
+	local stat=""
 	kill -0 "$1" 2>/dev/null || return 0
-	state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
-	[ "$state" = Z ]
+	read -r stat 2>/dev/null <"/proc/$1/stat"     # builtins only: kill loops call this often
+	stat=${stat##*) }
+	[ "${stat%% *}" = Z ]
 }
 alive() { ! dead "$1"; }
 
