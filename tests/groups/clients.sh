@@ -451,6 +451,10 @@ t_clock() {
 		skip "clock changes: libfaketime is not installed"
 		return
 	fi
+	if [ -n "${SANITIZED:-}" ]; then       # both wrap the clock calls: smtpd hangs at start
+		skip "clock changes: libfaketime and the sanitizers' runtime do not start together"
+		return
+	fi
 	local d=$T/clock c child out
 	mkdir -p "$d"
 	echo "+0" >"$d/faketime"
