@@ -3,7 +3,9 @@
 # checks what they answer and store, byte for byte.
 #
 #   ./test.sh            all tests
-#   ./test.sh PATTERN    only the groups whose name matches PATTERN
+#   ./test.sh PATTERN    only the groups whose name contains PATTERN
+#   ./test.sh =NAME      only the group NAME
+#   TEST_FAIL_FAST=1     stop at the first failed check (tests/mutants.sh)
 #
 # This file is the runner and the shared helpers; the tests themselves
 # are in tests/groups/*.sh, one file per area, each adding its group
@@ -34,6 +36,7 @@ not_ok() {
 	fail=$((fail + 1))
 	echo "FAIL - $1"
 	if [ -n "${2:-}" ]; then printf '%s\n' "$2" | head -n 40 | sed 's/^/       /'; fi
+	[ -z "${TEST_FAIL_FAST:-}" ] || exit 1     # ends the group; run_group stops the run
 }
 # check NAME EXPECTED ACTUAL: equal strings, or a diff.
 check() {
@@ -149,7 +152,11 @@ count_files() { find "$1" -type f 2>/dev/null | wc -l | tr -d ' '; }
 only_file() { find "$1" -type f | head -n 1; }
 
 group() {   # group NAME: run the following tests only if NAME matches
-	[ -z "$ONLY" ] || [[ $1 == *$ONLY* ]]
+	case $ONLY in
+	"") return 0 ;;
+	=*) [ "$1" = "${ONLY#=}" ] ;;
+	*) [[ $1 == *$ONLY* ]] ;;
+	esac
 }
 
 # run_group NAME: t_NAME in a subshell, so that a failure which must end
@@ -167,6 +174,10 @@ run_group() {
 	local p f s
 	read -r p f s <"$T/counts" || { p=0 f=1 s=0; echo "FAIL - group $1 did not report"; }
 	pass=$((pass + p)) fail=$((fail + f)) skipped=$((skipped + s))
+	if [ -n "${TEST_FAIL_FAST:-}" ] && [ "$fail" -gt 0 ]; then
+		echo "$pass passed, $fail failed, $skipped skipped (stopped at the first failure)"
+		exit 1
+	fi
 }
 
 # ---- processes, from /proc (the tests may use it; the programs do not) ----------
@@ -179,6 +190,14 @@ zombies_of() {
 		[ "$ppid" = "$1" ] && [ "$state" = Z ] && n=$((n + 1))
 	done
 	echo $n
+}
+# Zombies of PID once the parent had a moment to reap: a child that
+# exited just now is a zombie until the next SIGCHLD is handled, so poll
+# (at most 2 s) before counting.
+settled_zombies_of() {
+	no_zombies() { [ "$(zombies_of "$1")" = 0 ]; }
+	poll 40 no_zombies "$1"
+	zombies_of "$1"
 }
 fd_list() {     # "fd target" lines of a process, from /proc
 	local f
@@ -194,7 +213,7 @@ children_of() {
 
 # ---- run -------------------------------------------------------------------------
 
-for f in session addresses limits send resilience teaching clients; do
+for f in session addresses limits send resilience teaching exercises graders catch clients; do
 	# shellcheck source=/dev/null
 	. "$TOP/tests/groups/$f.sh"
 done

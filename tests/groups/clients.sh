@@ -493,7 +493,7 @@ t_per_client() {
 	conn_open b "$PORT"
 	out=$(printf 'QUIT\r\n' | "$CHAT" -T 5 127.0.0.1 "$PORT" | norm)
 	check "-C 2: a third session from 127.0.0.1 gets 421 4.7.0" "421 4.7.0 mx.test Too many connections from your address" "$out"
-	out=$(printf 'QUIT\r\n' | "$CHAT" -b 127.0.0.2 -T 5 127.0.0.1 "$PORT" | norm)
+	out=$(printf 'QUIT\r\n' | "$CHAT" -s 127.0.0.2 -T 5 127.0.0.1 "$PORT" | norm)
 	check "-C 2: another client address is served meanwhile" "220 mx.test ESMTP
 221 2.0.0 mx.test closing connection" "$out"
 	check "the refusal is logged with the client" "1" "$(grep -c 'refused reason=client-limit client=127.0.0.1 limit=2' "$d/log")"
