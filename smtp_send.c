@@ -2129,7 +2129,8 @@ static int run_queue(void)
 			n++;
 		}
 	closedir(d);
-	qsort(names, (size_t)n, sizeof *names, by_name);
+	if (n > 1)                              /* an empty queue: names is NULL, and qsort(NULL) is UB */
+		qsort(names, (size_t)n, sizeof *names, by_name);
 	for (i = 0; i < n; i++)                 /* n grows when a bounce is queued */
 		run_entry(names[i], &st, &names, &n);
 	for (i = 0; i < n; i++)
