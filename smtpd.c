@@ -1751,7 +1751,8 @@ static int build_received(const struct session *s, const char *id, struct buffer
 	time_t now = time(NULL);
 	struct tm tm;
 
-	localtime_r(&now, &tm);
+	if (!localtime_r(&now, &tm))       /* no time zone data (out of memory): UTC */
+		gmtime_r(&now, &tm);
 	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
 	if (buffer_printf(b, "Received: from %s ([%s%s])\n\tby %s with %s id <%s@%s>",
 			  s->helo, s->peer_v6 ? "IPv6:" : "", s->peer, cfg.hostname,

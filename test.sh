@@ -163,6 +163,7 @@ group() {   # group NAME: run the following tests only if NAME matches
 # the group (start_server) ends only it.  On the way out, however it
 # ends, the subshell stops the processes the group started and hands its
 # counts back.
+# shellcheck disable=SC2030,SC2031  # the subshell's counts come back through a file
 run_group() {
 	rm -f "$T/counts"
 	(
