@@ -1861,7 +1861,7 @@ static int has_field(const char *h, size_t hlen, const char *name)
  * another: the classic sendmail-wrapper injection), a space, '<' or '>'
  * outside a quoted local part or an address literal (RFC 5321 4.1.2: a
  * General-address-literal's dcontent may hold them, 4.1.3), an
- * unfinished quote or literal, no room.  With need_at: a local part, '@'
+ * unfinished quote, no room.  With need_at: a local part, '@'
  * and a domain are required.
  */
 static int clean_address(const char *text, char *out, size_t size, int need_at)
@@ -1903,7 +1903,7 @@ static int clean_address(const char *text, char *out, size_t size, int need_at)
 			at = i;
 		}
 	}
-	if (quoted || literal)
+	if (quoted)                     /* an unfinished literal: the domain check says 553 */
 		return -1;
 	memcpy(out, text, n);
 	out[n] = '\0';
