@@ -1163,6 +1163,25 @@ static int valid_domain(const char *d)
 	return 1;
 }
 
+/* RFC 5321 4.1.3 IPv4-address-literal: four Snum of 1 to 3 digits, at
+ * most 255 each.  Leading zeros are legal ("[127.0.0.01]", which smtpd
+ * accepts and queues as written), and inet_pton() refuses them. */
+static int parse_snum4(const char *p, unsigned char out[4])
+{
+	int i, digits, v;
+
+	for (i = 0; i < 4; i++) {
+		for (v = 0, digits = 0; isdigit((unsigned char)*p) && digits < 3; digits++)
+			v = v * 10 + (*p++ - '0');
+		if (digits == 0 || v > 255 || isdigit((unsigned char)*p))
+			return -1;
+		out[i] = (unsigned char)v;
+		if (i < 3 && *p++ != '.')
+			return -1;
+	}
+	return *p ? -1 : 0;
+}
+
 /* An address literal: user@[192.0.2.1] or user@[IPv6:2001:db8::1] skips
  * DNS (RFC 5321 4.1.3).  "[" and "]" must both be there. */
 static int route_literal(const char *domain, struct route *r, const char *port)
@@ -1179,7 +1198,7 @@ static int route_literal(const char *domain, struct route *r, const char *port)
 	set_text(h->name, sizeof h->name, "%s", domain);
 	if (strncasecmp(text, "IPv6:", 5) == 0 && inet_pton(AF_INET6, text + 5, bytes) == 1)
 		add_address(h, AF_INET6, bytes, port);
-	else if (inet_pton(AF_INET, text, bytes) == 1)
+	else if (parse_snum4(text, bytes) == 0)
 		add_address(h, AF_INET, bytes, port);
 	else
 		return -1;
@@ -2146,13 +2165,15 @@ static int has_field(const char *h, size_t hlen, const char *name)
  * the domain dropped ("a@example.org." is a@example.org).  Refused (-1):
  * a control byte anywhere (a CR LF would end our command and start
  * another: the classic sendmail-wrapper injection), a space, '<' or '>'
- * outside a quoted local part (RFC 5321 4.1.2), an unfinished quote, no
- * room.  With need_at: a local part, '@' and a domain are required.
+ * outside a quoted local part or an address literal (RFC 5321 4.1.2: a
+ * General-address-literal's dcontent may hold them, 4.1.3), an
+ * unfinished quote, no room.  With need_at: a local part, '@'
+ * and a domain are required.
  */
 static int clean_address(const char *text, char *out, size_t size, int need_at)
 {
 	size_t n, i, at = 0;
-	int quoted = 0, has_at = 0;
+	int quoted = 0, has_at = 0, literal = 0;
 
 	while (*text == ' ')
 		text++;
@@ -2167,10 +2188,18 @@ static int clean_address(const char *text, char *out, size_t size, int need_at)
 		return -1;
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)text[i];
+		if (literal) {                  /* "[...]" after the '@': dcontent */
+			if (c == '[' || c == '\\' || c <= ' ' || c == 127)
+				return -1;
+			literal = c != ']';
+			continue;
+		}
 		if (quoted && c == '\\' && i + 1 < n)     /* quoted-pair: the next byte is plain */
 			c = (unsigned char)text[++i];
 		else if (c == '"')
 			quoted = !quoted;
+		else if (!quoted && c == '[' && has_at && i == at + 1)
+			literal = 1;
 		else if (!quoted && (c == ' ' || c == '<' || c == '>'))
 			return -1;
 		if (c < 32 || c == 127)
@@ -2180,7 +2209,7 @@ static int clean_address(const char *text, char *out, size_t size, int need_at)
 			at = i;
 		}
 	}
-	if (quoted)
+	if (quoted)                     /* an unfinished literal: the domain check says 553 */
 		return -1;
 	memcpy(out, text, n);
 	out[n] = '\0';

@@ -114,7 +114,7 @@ t_literals() {
 250 2.1.0 Sender <a@b.test> OK
 250 2.1.5 Recipient <alice@[IPv6:::1]> OK
 354 End data with <CR><LF>.<CR><LF>
-250 2.0.0 Ok: queued as ID
+250 2.0.0 Ok: stored as ID
 221 2.0.0 mx.test closing connection" "$out"
 	check "IPv6 client in Received: as [IPv6:::1]" "Received: from c ([IPv6:::1])" \
 		"$(sed -n 3p "$(only_file "$T/lit6/mail/alice/new")")"
@@ -160,7 +160,7 @@ rcpt <\"john doe\"@Remote.Example>
 rcpt <bob@remote.example>
 
 Received: from c ([127.0.0.1])
-	by mx.test with SMTP id $(basename "$q"); DATE
+	by mx.test with SMTP id <$(basename "$q")@mx.test>; DATE
 Subject: q
 
 body" "$(sed -E -e 's/^(arrival|next) [0-9]+$/\1 N/' -e 's/; [A-Z][a-z]{2}, .*/; DATE/' "$q")"
@@ -196,7 +196,7 @@ A
 250 2.1.5 <alice@localhost>
 250 2.1.5 <bob@localhost>
 550 5.1.1 User unknown
-250 2.1.5 staff is an alias of 3 members (EXPN lists them)
+252 2.1.5 That is a list of 3 members; EXPN lists them
 252 2.1.5 Not a local address; will accept and attempt delivery
 221 2.0.0 mx.test closing connection" "$out"
 	out=$(printf 'HELO c\nMAIL FROM:<a@b.test>\nRCPT TO:<team@localhost>\nRCPT TO:<bob@localhost>\nRCPT TO:<ghosts@localhost>\nRCPT TO:<postmaster>\nDATA\nSubject: all\n\nhi\n.\nQUIT\n' | smtp "$PORT" | norm | sed -n '5,7p')

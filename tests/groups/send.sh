@@ -143,10 +143,10 @@ t_send() {
 	printf 'From: Sender <sender@example.com>\r\nTo: alice@example.org, carol@example.net\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\nMessage-ID: <rt@example.com>\r\nSubject: round trip\r\n\r\n.\r\n..\r\n...x\r\n.leading dot\r\n\r\nGr\xc3\xbc\xc3\x9fe \xff\r\n  indented\r\nlast line without newline' >"$d/msg"
 	"$SEND" -i -R "$DNS" -P "$P" -f sender@example.com alice@example.org carol@example.net <"$d/msg" 2>"$d/err"; rc=$?
 	check "send to two domains: exit 0, one \"sent\" line per recipient" "0
-smtp_send: <alice@example.org> sent relay=mx1.example.org[127.0.0.2]:P reply=\"250 2.0.0 Ok: queued as ID\"
-smtp_send: <carol@example.net> sent relay=mx.example.net[127.0.0.4]:P reply=\"250 2.0.0 Ok: queued as ID\"" \
+smtp_send: <alice@example.org> sent relay=mx1.example.org[127.0.0.2]:P reply=\"250 2.0.0 Ok: stored as ID\"
+smtp_send: <carol@example.net> sent relay=mx.example.net[127.0.0.4]:P reply=\"250 2.0.0 Ok: stored as ID\"" \
 		"$rc
-$(sed -e "s/:$P /:P /" -e 's/queued as [^"]*/queued as ID/' "$d/err")"
+$(sed -e "s/:$P /:P /" -e 's/stored as [^"]*/stored as ID/' "$d/err")"
 	f=$(only_file "$T/mx1/mail/alice/new")
 	check "exact round trip: dots, 8-bit, CRLF made LF, last line gains a newline" \
 		"$( (tr -d '\r' <"$d/msg"; echo) | od -c)" "$(tail -n +6 "$f" | od -c)"
