@@ -4,13 +4,16 @@
  * SYNOPSIS
  *   smtpd [-a addr] [-p port] [-m maildir-root] [-d domain]... [-n hostname] [-A]
  *         [-q queue-dir] [-r cidr]... [-s max-bytes] [-c max-sessions]
- *         [-C max-per-client] [-t seconds] [-x aliases-file] [-V] [-v]
+ *         [-C max-per-client] [-t seconds] [-x aliases-file] [-E keyword]...
+ *         [-V] [-v]
  *
  * DESCRIPTION
  *   Listens on one TCP address, forks one child per connection and speaks
  *   SMTP with it.  Mail for a local domain is delivered into the Maildir
  *   ROOT/<user>/; mail for any other domain is written to the queue, which
  *   smtp_send -q delivers.  Blocking I/O throughout: one process, one client.
+ *   With SMTPUTF8 addresses may be UTF-8: 张三@例子.测试 is the Maildir
+ *   ROOT/张三/ when 例子.测试 (or xn--fsqu00a.xn--0zwm56d) is a -d domain.
  *
  * OPTIONS (defaults in brackets)
  *   -a addr      listen address, IPv4 or IPv6 [127.0.0.1]
@@ -29,13 +32,19 @@
  *                also the idle timeout [300, RFC 5321 4.5.3.2]
  *   -x file      aliases file in /etc/aliases syntax, read again on
  *                SIGHUP [none]
+ *   -E keyword   withhold this EHLO extension and refuse its use as if it
+ *                were unknown, repeatable: PIPELINING, SIZE, 8BITMIME,
+ *                SMTPUTF8, ENHANCEDSTATUSCODES, HELP [all offered];
+ *                -E SMTPUTF8 -E 8BITMIME plays an old server
  *   -V           answer VRFY and EXPN truthfully [252 / 502]
  *   -v           log the whole dialogue (C: and S: lines) to stderr
  *
  * STANDARDS
  *   RFC 5321 (SMTP), RFC 1870 (SIZE), RFC 6152 (8BITMIME), RFC 2920
  *   (PIPELINING), RFC 2034 and RFC 3463 (enhanced status codes), RFC 5322
- *   (header and date syntax), the Maildir format (maildir(5) of qmail).
+ *   (header and date syntax), RFC 6531 (SMTPUTF8: UTF-8 addresses), RFC
+ *   3629 (UTF-8), RFC 3492 and RFC 5890 (Punycode, A-labels), the Maildir
+ *   format (maildir(5) of qmail).
  *
  * SIGNALS
  *   SIGTERM, SIGINT  stop: no new sessions; each session waiting for a
@@ -53,13 +62,15 @@
  *      keep_byte() keeps the message in memory, or spills a big one to a
  *      file (message_spill) so a session does not grow with the message.
  *   5. deliver(): Maildir files and queue entries (tmp, fsync, rename).
- *   Helpers come before their users: I/O and replies, address parsing,
+ *   Helpers come before their users: UTF-8 (utf8_decode), I/O and
+ *   replies, Punycode (punycode_encode, step by step), address parsing,
  *   recipient resolution (aliases, mailboxes).
  *
  * DIAGNOSTICS
  *   One line per event on stderr, "smtpd: sid=<session> <event> key=value";
  *   with -v also every line sent (S:) and received (C:).  Bytes outside
- *   0x20-0x7E are logged escaped (\r, \t, \x1b; in C: lines also \\).
+ *   0x20-0x7E are logged escaped (\r, \t, \x1b; in C: lines also \\),
+ *   but for UTF-8 characters from U+00A0 on, which show as they are.
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -120,10 +131,29 @@
 struct cidr { int family; unsigned char addr[16]; int bits; };
 struct alias { char *name; char *members; };
 
+/*
+ * The extensions of the EHLO reply, in its order.  -E KEYWORD withholds
+ * one: it is not offered, and its use is refused as if it did not exist
+ * (a parameter of it gets 555, HELP gets 500, replies lose their x.y.z
+ * codes, PIPELINING: offers() explains), so one smtpd can play an old
+ * server.
+ */
+enum { EXT_PIPELINING, EXT_SIZE, EXT_8BITMIME, EXT_SMTPUTF8, EXT_ENHANCEDSTATUSCODES, EXT_HELP, NEXT };
+static const char *const ext_names[NEXT] = {
+	"PIPELINING",           /* RFC 2920 */
+	"SIZE",                 /* RFC 1870 */
+	"8BITMIME",             /* RFC 6152 */
+	"SMTPUTF8",             /* RFC 6531 */
+	"ENHANCEDSTATUSCODES",  /* RFC 2034 */
+	"HELP",                 /* RFC 5321 4.1.1.8 */
+};
+
 static struct config {
 	const char *listen_addr, *port, *mailroot, *queuedir, *aliases_file;
 	const char *domains[DOMAINS_MAX];
+	char domains_ascii[DOMAINS_MAX][DOMAIN_MAX + 1];   /* the same, in A-labels */
 	int ndomains;
+	unsigned withheld;          /* -E: 1 << EXT_... */
 	char hostname[256];
 	char file_host[512];     /* hostname made safe for Maildir file names */
 	int autocreate, vrfy, verbose;
@@ -152,6 +182,7 @@ struct address {                    /* one parsed RFC 5321 path */
 	int null;                   /* the null path <> */
 	int quoted;                 /* local part was a quoted-string */
 	int literal;                /* domain is an address literal [...] */
+	int utf8;                   /* holds UTF-8: needs SMTPUTF8 (RFC 6531) */
 	char local[LOCAL_MAX + 1];  /* local part, quotes and escapes removed */
 	char raw[LOCAL_MAX + 1];    /* local part as written */
 	char domain[DOMAIN_MAX + 1];/* empty for RCPT TO:<postmaster> */
@@ -195,6 +226,7 @@ struct session {
 	int relay_ok;               /* client may send to non-local domains */
 	enum state state;
 	int esmtp;                  /* EHLO rather than HELO */
+	int smtputf8;               /* MAIL had SMTPUTF8: UTF-8 addresses (RFC 6531) */
 	char helo[256];
 	int errors;                 /* errors so far (reply_error) */
 	int junk;                   /* NOOP, RSET, VRFY, EXPN, HELP so far */
@@ -219,6 +251,70 @@ struct session {
 
 static unsigned long deliveries_made;   /* Q<n> in Maildir names */
 
+/* ---- UTF-8 (RFC 3629): addresses in other scripts (RFC 6531) ------------- */
+
+/*
+ * RFC 3629 3 and 4: one UTF-8 sequence at p (n bytes left) into *cp.
+ * Returns its length, or 0 when the bytes are not UTF-8.  The first byte
+ * says how many follow (110xxxxx one, 1110xxxx two, 11110xxx three);
+ * each that follows is 10xxxxxx.  Refused: a 10xxxxxx byte where a
+ * character should start, a sequence cut short, an overlong form (C0 AF
+ * is '/' written in two bytes, the classic way past a check for "/" that
+ * looks at characters; the shortest form is the only form), a surrogate
+ * (U+D800-DFFF, which belongs to UTF-16) and anything above U+10FFFF.
+ */
+static size_t utf8_decode(const unsigned char *p, size_t n, unsigned long *cp)
+{
+	static const unsigned long least[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+	size_t len, i;
+	unsigned long c;
+
+	if (n == 0)
+		return 0;
+	if (p[0] < 0x80) {
+		*cp = p[0];
+		return 1;
+	}
+	if (p[0] >= 0xC2 && p[0] <= 0xDF)       /* C0 and C1 can only start overlong forms */
+		len = 2, c = p[0] & 0x1Fu;
+	else if ((p[0] & 0xF0) == 0xE0)
+		len = 3, c = p[0] & 0x0Fu;
+	else if (p[0] >= 0xF0 && p[0] <= 0xF4)  /* F5-FF would pass U+10FFFF */
+		len = 4, c = p[0] & 0x07u;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+		c = (c << 6) | (p[i] & 0x3Fu);
+	}
+	if (c < least[len] || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+		return 0;
+	*cp = c;
+	return len;
+}
+
+static int utf8_valid(const char *p, size_t n)
+{
+	size_t i = 0, len;
+	unsigned long cp;
+
+	for (; i < n; i += len)
+		if (!(len = utf8_decode((const unsigned char *)p + i, n - i, &cp)))
+			return 0;
+	return 1;
+}
+
+static int has_8bit(const char *p, size_t n)
+{
+	while (n-- > 0)
+		if ((unsigned char)*p++ > 127)
+			return 1;
+	return 0;
+}
+
 /* ---- Logging -------------------------------------------------------------- */
 
 /*
@@ -226,18 +322,29 @@ static unsigned long deliveries_made;   /* Q<n> in Maildir names */
  * is written as \r, \n, \t or \xHH, so a CR hidden in a HELO name or a
  * bare LF in a message shows in the transcript instead of acting on the
  * terminal (or on a log parser).  With backslash set, '\' itself becomes
- * "\\", so the escaped text is unambiguous (for C: lines).  Writes at most
- * size-1 bytes and a NUL, never half an escape; returns the length.
+ * "\\", so the escaped text is unambiguous (for C: lines).  With utf8 set,
+ * a UTF-8 character (张三) stays as it is, unless it is a C1 control
+ * (U+0080-009F: some terminals obey those too).  Writes at most size-1
+ * bytes and a NUL, never half an escape; returns the length.
  */
-static size_t escape_bytes(char *out, size_t size, const char *p, size_t n, int backslash)
+static size_t escape_bytes(char *out, size_t size, const char *p, size_t n, int backslash, int utf8)
 {
-	size_t o = 0, i;
+	size_t o = 0, i, len;
+	unsigned long cp;
 
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)p[i];
 		char e[5];
 		if (c >= 0x20 && c <= 0x7e && c != '\\' && o + 1 < size) {    /* the common case */
 			out[o++] = (char)c;
+			continue;
+		}
+		if (c > 0x7e && utf8 && (len = utf8_decode((const unsigned char *)p + i, n - i, &cp)) && cp >= 0xA0) {
+			if (o + len >= size)
+				break;
+			memcpy(out + o, p + i, len);
+			o += len;
+			i += len - 1;
 			continue;
 		}
 		if (c == '\\' && backslash)
@@ -273,7 +380,7 @@ static void log_event(const struct session *s, const char *fmt, ...)
 		return;
 	if ((size_t)n >= sizeof line)
 		n = (int)sizeof line - 1;
-	escape_bytes(safe, sizeof safe, line, (size_t)n, 0);
+	escape_bytes(safe, sizeof safe, line, (size_t)n, 0, 1);
 	if (s)
 		fprintf(stderr, "smtpd: sid=%s %s\n", s->id, safe);
 	else
@@ -285,7 +392,7 @@ static void log_client(const struct session *s, const char *p, size_t n)
 {
 	char safe[4 * CMD_LINE_MAX + 1];
 
-	escape_bytes(safe, sizeof safe, p, n, 1);
+	escape_bytes(safe, sizeof safe, p, n, 1, 1);
 	log_event(s, "C: %s", safe);
 }
 
@@ -358,12 +465,15 @@ static void put_out(struct session *s, const char *p, size_t n)
 	s->out_len += n;
 }
 
+static int offers(int ext);
+
 /*
  * The one reply function (RFC 5321 4.2).  The text may hold several lines
  * separated by '\n'; all but the last go out as "code-", the last as
  * "code " (4.2.1).  esc is the enhanced status code (RFC 3463) or NULL.
  * Whatever the text holds (a client's words too), a line goes out with
- * bytes 0x20-0x7E only, and at most REPLY_LINE_MAX octets with its CRLF.
+ * bytes 0x20-0x7E only, and at most REPLY_LINE_MAX octets with its CRLF;
+ * in a transaction opened with SMTPUTF8, UTF-8 too (RFC 6531 3.7.4).
  */
 static void vreply(struct session *s, int code, const char *esc,
 		   const char *fmt, va_list ap)
@@ -380,9 +490,11 @@ static void vreply(struct session *s, int code, const char *esc,
 		p = big;
 	}
 	va_end(again);
+	if (!offers(EXT_ENHANCEDSTATUSCODES))
+		esc = NULL;
 	for (;;) {
 		nl = strchr(p, '\n');
-		escape_bytes(safe, sizeof safe, p, nl ? (size_t)(nl - p) : strlen(p), 0);
+		escape_bytes(safe, sizeof safe, p, nl ? (size_t)(nl - p) : strlen(p), 0, s->smtputf8);
 		n = snprintf(line, REPLY_LINE_MAX - 1, "%d%c%s%s%s", code,
 			     nl ? '-' : ' ', esc ? esc : "", esc ? " " : "", safe);
 		if (n < 0 || n > REPLY_LINE_MAX - 2)    /* cut: CRLF must fit */
@@ -395,6 +507,8 @@ static void vreply(struct session *s, int code, const char *esc,
 			break;
 		p = nl + 1;
 	}
+	if (!offers(EXT_PIPELINING))
+		flush_out(s);
 	free(big);
 }
 
@@ -562,6 +676,154 @@ static int read_line(struct session *s, char *line)
 	}
 }
 
+/* ---- Punycode: the ASCII form of a domain in another script -------------- */
+
+/* RFC 3492 5: the parameters that turn Bootstring into Punycode. */
+#define PUNY_BASE          36   /* digits: a-z are 0-25, 0-9 are 26-35 */
+#define PUNY_TMIN           1
+#define PUNY_TMAX          26
+#define PUNY_SKEW          38
+#define PUNY_DAMP         700
+#define PUNY_INITIAL_BIAS  72
+#define PUNY_INITIAL_N    128   /* the first code point that is not ASCII */
+#define PUNY_MAXINT 0xFFFFFFFFUL /* RFC 3492 6.4: 32-bit arithmetic */
+
+static char puny_digit(unsigned long d)
+{
+	return (char)(d < 26 ? 'a' + d : '0' + (d - 26));
+}
+
+/* RFC 3492 6.1: the bias after a delta.  It makes the next delta take
+ * about as many digits as the deltas so far took: a script whose
+ * characters lie close together (Chinese: 例 and 子 are 4F8B and 5B50)
+ * gets short numbers. */
+static unsigned long puny_adapt(unsigned long delta, unsigned long npoints, int first)
+{
+	unsigned long k = 0;
+
+	delta = first ? delta / PUNY_DAMP : delta / 2;  /* the first is damped hard */
+	delta += delta / npoints;                       /* more points, smaller steps */
+	while (delta > ((PUNY_BASE - PUNY_TMIN) * PUNY_TMAX) / 2) {
+		delta /= PUNY_BASE - PUNY_TMIN;
+		k += PUNY_BASE;
+	}
+	return k + (PUNY_BASE - PUNY_TMIN + 1) * delta / (delta + PUNY_SKEW);
+}
+
+/*
+ * RFC 3492 6.3, the encoder, step by step; NOTES.md works 例子 by hand.
+ * In: the code points cp[0..n) of one label.  Out: its Punycode in
+ * out[size], without "xn--".  Returns 0, or -1 when it does not fit.
+ *
+ * A decoder will start from the ASCII characters and insert the others
+ * one at a time.  Its state is (code, i): the code point it inserts next
+ * and the position it inserts it at.  One number, delta, tells it how far
+ * to move that state: every position of the string so far, for every
+ * code point value it skips.  We write each delta as the decoder will
+ * read it.
+ */
+static int punycode_encode(const unsigned long *cp, size_t n, char *out, size_t size)
+{
+	unsigned long code = PUNY_INITIAL_N, delta = 0, bias = PUNY_INITIAL_BIAS, next, q, k, t;
+	size_t h, basic, o = 0, i;
+
+	/* 1. The ASCII code points go first, as they are, then a '-' if there
+	 *    were any ("bücher" starts "bcher-"; 例子 has none). */
+	for (i = 0; i < n; i++)
+		if (cp[i] < 0x80) {
+			if (o + 1 >= size)
+				return -1;
+			out[o++] = (char)cp[i];
+		}
+	h = basic = o;                  /* h: code points placed so far */
+	if (basic > 0) {
+		if (o + 1 >= size)
+			return -1;
+		out[o++] = '-';
+	}
+	while (h < n) {
+		/* 2. The smallest code point not yet placed: 例 (U+4F8B) before
+		 *    子 (U+5B50), whatever their order in the label. */
+		for (next = PUNY_MAXINT, i = 0; i < n; i++)
+			if (cp[i] >= code && cp[i] < next)
+				next = cp[i];
+		/* 3. Moving from code to next passes h + 1 positions per value. */
+		if (next - code > (PUNY_MAXINT - delta) / (h + 1))
+			return -1;
+		delta += (next - code) * (h + 1);
+		code = next;
+		/* 4. Walk the label: each character already placed before the
+		 *    insertion point is one more step; at each `code`, emit. */
+		for (i = 0; i < n; i++) {
+			if (cp[i] < code && ++delta > PUNY_MAXINT)
+				return -1;
+			if (cp[i] != code)
+				continue;
+			/* 5. delta in base 36, least significant digit first.  Each
+			 *    digit has a threshold t (from the bias): a digit below
+			 *    its t is the last one, so no separator is needed. */
+			for (q = delta, k = PUNY_BASE;; k += PUNY_BASE) {
+				t = k <= bias ? PUNY_TMIN : k >= bias + PUNY_TMAX ? PUNY_TMAX : k - bias;
+				if (q < t)
+					break;
+				if (o + 1 >= size)
+					return -1;
+				out[o++] = puny_digit(t + (q - t) % (PUNY_BASE - t));
+				q = (q - t) / (PUNY_BASE - t);
+			}
+			if (o + 1 >= size)
+				return -1;
+			out[o++] = puny_digit(q);
+			/* 6. Adapt the bias to this delta; start counting again. */
+			bias = puny_adapt(delta, (unsigned long)h + 1, h == basic);
+			delta = 0;
+			h++;
+		}
+		delta++;                /* past this value: on to the next */
+		code++;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/*
+ * A domain in the form DNS knows (RFC 5890 2.3.2.1): each label with a
+ * character beyond ASCII becomes its A-label, "xn--" and its Punycode
+ * (例子.测试 is xn--fsqu00a.xn--0zwm56d); ASCII labels stay.  No IDNA2008
+ * mapping or validation (NOTES.md).  Returns 0, or -1 for text that is not
+ * UTF-8, an empty label, or a label or name that will not fit DNS.
+ */
+static int domain_to_ascii(const char *domain, char *out, size_t size)
+{
+	size_t o = 0, n, i, len, ncp;
+	unsigned long cp[LABEL_MAX];
+	char label[LABEL_MAX + 1];
+
+	for (; *domain; domain += n + (domain[n] == '.')) {
+		n = strcspn(domain, ".");
+		if (n == 0)
+			return -1;
+		if (!has_8bit(domain, n)) {
+			if (n > LABEL_MAX)
+				return -1;
+			memcpy(label, domain, n);
+			label[n] = '\0';
+		} else {
+			for (i = ncp = 0; i < n; i += len)
+				if (ncp >= LABEL_MAX ||
+				    !(len = utf8_decode((const unsigned char *)domain + i, n - i, &cp[ncp++])))
+					return -1;
+			memcpy(label, "xn--", 4);
+			if (punycode_encode(cp, ncp, label + 4, sizeof label - 4) < 0)
+				return -1;
+		}
+		if (o + strlen(label) + 2 > size)
+			return -1;
+		o += (size_t)snprintf(out + o, size - o, "%s%s", o ? "." : "", label);
+	}
+	return o > 0 ? 0 : -1;
+}
+
 /* ---- Addresses (RFC 5321 4.1.2) ---------------------------------------- */
 
 static int is_atext(int c)
@@ -633,9 +895,14 @@ static int literal_address(const char *lit, unsigned char bytes[16])
 	return strpbrk(text + tag + 1, "[]\\") ? -1 : 0;   /* parse_domain checked 33-126 */
 }
 
-/* Domain = sub-domain *("." sub-domain), or an address literal "[...]". */
+/*
+ * Domain = sub-domain *("." sub-domain), or an address literal "[...]".
+ * RFC 6531 3.3: a sub-domain may also be a U-label, UTF-8 (例子.测试); its
+ * A-label must fit DNS (RFC 5890 4.2), which domain_to_ascii checks.
+ */
 static const char *parse_domain(const char *p, char *out, int *literal)
 {
+	char ascii[DOMAIN_MAX + 1];
 	unsigned char bin[16];
 	size_t n = 0;
 
@@ -653,14 +920,15 @@ static const char *parse_domain(const char *p, char *out, int *literal)
 		return literal_address(out, bin) >= 0 ? p : NULL;
 	}
 	for (;;) {       /* one label: letter or digit, then letters, digits, hyphens */
-		size_t label = 0;
-		while (isalnum((unsigned char)*p) || (*p == '-' && label > 0)) {
+		size_t label = 0, utf8 = 0;
+		while (isalnum((unsigned char)*p) || (unsigned char)*p > 127 || (*p == '-' && label > 0)) {
 			if (n >= DOMAIN_MAX)
 				return NULL;
+			utf8 |= (unsigned char)*p > 127;
 			out[n++] = *p++;
 			label++;
 		}
-		if (label == 0 || label > LABEL_MAX || out[n - 1] == '-')
+		if (label == 0 || (label > LABEL_MAX && !utf8) || out[n - 1] == '-')
 			return NULL;
 		if (*p != '.')
 			break;
@@ -669,6 +937,8 @@ static const char *parse_domain(const char *p, char *out, int *literal)
 		out[n++] = *p++;
 	}
 	out[n] = '\0';
+	if (has_8bit(out, n) && domain_to_ascii(out, ascii, sizeof ascii) < 0)
+		return NULL;
 	return p;
 }
 
@@ -683,14 +953,15 @@ static const char *parse_local(const char *p, struct address *a)
 		for (p++; *p != '"'; p++) {
 			if (*p == '\\')    /* quoted-pair: backslash, then any printable */
 				p++;
-			if ((unsigned char)*p < 32 || (unsigned char)*p > 126 || n >= LOCAL_MAX)
+			if ((unsigned char)*p < 32 || (unsigned char)*p == 127 || n >= LOCAL_MAX)
 				return NULL;
 			a->local[n++] = *p;
 		}
 		p++;
 	} else {
 		int after_dot = 1;   /* no leading dot, no "..", no trailing dot */
-		for (; is_atext((unsigned char)*p) || *p == '.'; p++) {
+		/* RFC 6531 3.3: atext includes UTF-8 beyond ASCII (张三) */
+		for (; is_atext((unsigned char)*p) || (unsigned char)*p > 127 || *p == '.'; p++) {
 			if (*p == '.' && after_dot)
 				return NULL;
 			after_dot = (*p == '.');
@@ -746,6 +1017,11 @@ static const char *parse_path(const char *p, struct address *a)
 		return NULL;
 	if (*p++ != '>' || p - start > PATH_LEN)
 		return NULL;
+	/* bytes beyond ASCII only as UTF-8 (the session checked a command
+	 * line already; an aliases file is checked here) */
+	if (has_8bit(start, (size_t)(p - start)) && !utf8_valid(start, (size_t)(p - start)))
+		return NULL;
+	a->utf8 = has_8bit(start, (size_t)(p - start));
 	return p;
 }
 
@@ -780,6 +1056,22 @@ static int literal_is_ours(const struct session *s, const char *lit)
 	return memcmp(v6, mapped, 12) == 0 && memcmp(v6 + 12, want, 4) == 0;
 }
 
+/*
+ * Domains are compared in their A-labels (RFC 5890 2.3.2.4: a U-label and
+ * its A-label are the same label), ASCII letters in any case: -d 例子.测试
+ * and -d xn--fsqu00a.xn--0zwm56d name one domain, which a client may
+ * write either way.  Beyond ASCII, case and Unicode normalisation are not
+ * folded (NOTES.md says why).
+ */
+static int is_domain(const char *domain, const char *ascii)
+{
+	char form[DOMAIN_MAX + 1];
+
+	if (!has_8bit(domain, strlen(domain)))
+		return strcasecmp(domain, ascii) == 0;
+	return domain_to_ascii(domain, form, sizeof form) == 0 && strcasecmp(form, ascii) == 0;
+}
+
 static int is_local_domain(const struct session *s, const struct address *a)
 {
 	int i;
@@ -789,7 +1081,7 @@ static int is_local_domain(const struct session *s, const struct address *a)
 	if (a->literal)
 		return literal_is_ours(s, a->domain);
 	for (i = 0; i < cfg.ndomains; i++)
-		if (strcasecmp(a->domain, cfg.domains[i]) == 0)
+		if (is_domain(a->domain, cfg.domains_ascii[i]))
 			return 1;
 	return 0;
 }
@@ -799,7 +1091,7 @@ static int is_local_domain(const struct session *s, const struct address *a)
 static int is_our_postmaster(const struct address *a)
 {
 	return !a->literal && strcasecmp(a->local, "postmaster") == 0 &&
-	       strcasecmp(a->domain, cfg.hostname) == 0;
+	       is_domain(a->domain, cfg.hostname);
 }
 
 /*
@@ -807,14 +1099,20 @@ static int is_our_postmaster(const struct address *a)
  * removed, and only [a-z0-9._-] with no leading dot.  This is what keeps
  * an address from naming a path outside the mail root ("../x", ".hidden",
  * "a/b"); it also refuses relay tricks such as "user%other" and "a!b".
+ * UTF-8 characters are kept as they are (张三 is the Maildir ROOT/张三/):
+ * the bytes of a valid UTF-8 character are all above 127, so none of
+ * them is a '/' or a '.' (an overlong C0 AF, which a careless decoder
+ * would read as '/', never got this far).  Only ASCII letters are
+ * lowered: no Unicode case folding or normalisation (NOTES.md).
  */
 static int mailbox_name(const char *local, char *name)
 {
 	size_t i;
 
 	for (i = 0; local[i] && local[i] != '+'; i++) {
-		int c = tolower((unsigned char)local[i]);
-		if (!(islower(c) || isdigit(c) || c == '.' || c == '-' || c == '_'))
+		int c = (unsigned char)local[i];
+		c = c < 128 ? tolower(c) : c;
+		if (!(islower(c) || isdigit(c) || c == '.' || c == '-' || c == '_' || c > 127))
 			return -1;
 		if (c == '.' && (i == 0 || local[i - 1] == '.'))
 			return -1;
@@ -1114,6 +1412,7 @@ static void message_reset(struct message *m)
 
 static void reset_transaction(struct session *s)
 {
+	s->smtputf8 = 0;
 	s->sender[0] = '\0';
 	s->first_rcpt[0] = '\0';
 	s->nrcpt = 0;
@@ -1202,8 +1501,9 @@ static const struct command {
 	{ "EHLO", ANY_STATE, cmd_ehlo,
 	  "EHLO <your-hostname>: say hello and list the extensions (RFC 5321 4.1.1.1)" },
 	{ "MAIL", IN(ST_READY), cmd_mail,
-	  "MAIL FROM:<sender> [SIZE=n] [BODY=7BIT|8BITMIME]: start a transaction;\n"
-	  "<> is the null sender that bounces use (RFC 5321 4.1.1.2)" },
+	  "MAIL FROM:<sender> [SIZE=n] [BODY=7BIT|8BITMIME] [SMTPUTF8]: start a transaction;\n"
+	  "<> is the null sender that bounces use (RFC 5321 4.1.1.2);\n"
+	  "SMTPUTF8 allows UTF-8 in the addresses (RFC 6531 3.4)" },
 	{ "RCPT", IN(ST_MAIL) | IN(ST_RCPT), cmd_rcpt,
 	  "RCPT TO:<recipient>: add one recipient; repeat for more, up to 100 (RFC 5321 4.1.1.3)" },
 	{ "DATA", IN(ST_MAIL) | IN(ST_RCPT), cmd_data,
@@ -1290,17 +1590,40 @@ static void cmd_helo(struct session *s, char *arg)
 	}
 }
 
-/* RFC 5321 4.1.1.1 EHLO: the reply lists the extensions we implement. */
+/*
+ * Does this server offer the extension, or did -E withhold it?  A
+ * withheld PIPELINING cannot stop a client from sending commands ahead
+ * (TCP is a stream, and each line is still read and answered in order,
+ * as an old server would), so what changes is our side: every reply is
+ * written the moment it is made, one write() each (vreply), never
+ * gathered into one write per group (RFC 2920 3.2).
+ */
+static int offers(int ext)
+{
+	return !(cfg.withheld & (1u << ext));
+}
+
+/* RFC 5321 4.1.1.1 EHLO: the reply lists the extensions we implement,
+ * less those -E withholds. */
 static void cmd_ehlo(struct session *s, char *arg)
 {
+	char text[512];
+	size_t n;
+	int i;
+
 	if (greet(s, arg, "EHLO") == 0) {
 		s->esmtp = 1;
-		reply(s, 250, NULL, "%s Hello %s [%s]\nPIPELINING\nSIZE %lu\n8BITMIME\n"
-		      "ENHANCEDSTATUSCODES\nHELP", cfg.hostname, s->helo, s->peer, cfg.maxsize);
+		n = (size_t)snprintf(text, sizeof text, "%s Hello %s [%s]", cfg.hostname, s->helo, s->peer);
+		for (i = 0; i < NEXT && n < sizeof text; i++)
+			if (offers(i))
+				n += (size_t)snprintf(text + n, sizeof text - n, i == EXT_SIZE ? "\n%s %lu" : "\n%s",
+						      ext_names[i], cfg.maxsize);
+		reply(s, 250, NULL, "%s", text);
 	}
 }
 
-/* MAIL parameters: SIZE (RFC 1870) and BODY (RFC 6152), only after EHLO. */
+/* MAIL parameters: SIZE (RFC 1870), BODY (RFC 6152) and SMTPUTF8 (RFC
+ * 6531 3.4), only after EHLO, and only those of extensions we offer. */
 static int mail_params(struct session *s, const char *p)
 {
 	while (*p == ' ')
@@ -1311,7 +1634,7 @@ static int mail_params(struct session *s, const char *p)
 			reply_error(s, 555, "5.5.4", "Parameters need EHLO");
 			return -1;
 		}
-		if (strncasecmp(p, "SIZE=", 5) == 0) {
+		if (strncasecmp(p, "SIZE=", 5) == 0 && offers(EXT_SIZE)) {
 			size_t digits = strspn(p + 5, "0123456789");
 			unsigned long long size;
 			if (digits == 0 || digits != n - 5 || digits > SIZE_DIGITS) {
@@ -1324,12 +1647,14 @@ static int mail_params(struct session *s, const char *p)
 				reply(s, 552, "5.3.4", "Message size exceeds fixed limit of %lu", cfg.maxsize);
 				return -1;
 			}
-		} else if (strncasecmp(p, "BODY=", 5) == 0) {
+		} else if (strncasecmp(p, "BODY=", 5) == 0 && offers(EXT_8BITMIME)) {
 			if (!((n == 9 && strncasecmp(p + 5, "7BIT", 4) == 0) ||
 			      (n == 13 && strncasecmp(p + 5, "8BITMIME", 8) == 0))) {
 				reply_error(s, 501, "5.5.4", "BODY must be 7BIT or 8BITMIME");
 				return -1;
 			}
+		} else if (n == 8 && strncasecmp(p, "SMTPUTF8", 8) == 0 && offers(EXT_SMTPUTF8)) {
+			s->smtputf8 = 1;        /* a keyword without a value */
 		} else {
 			reply_error(s, 555, "5.5.4", "Unsupported parameter %.*s%s",
 				    (int)(n > ECHO_MAX ? ECHO_MAX : n), p, n > ECHO_MAX ? "..." : "");
@@ -1356,9 +1681,16 @@ static void cmd_mail(struct session *s, char *arg)
 		reply_error(s, 501, "5.1.7", "Bad sender address syntax");
 		return;
 	}
-	if (mail_params(s, p) < 0)
-		return;
 	reset_transaction(s);
+	if (mail_params(s, p) < 0) {
+		s->smtputf8 = 0;
+		return;
+	}
+	if (a.utf8 && !s->smtputf8) {           /* RFC 6531 3.5 */
+		s->smtputf8 = 0;
+		reply_error(s, 553, "5.6.7", "Non-ASCII address needs SMTPUTF8");
+		return;
+	}
 	address_text(&a, s->sender, sizeof s->sender);
 	s->state = ST_MAIL;
 	log_event(s, "mail from=<%s>", s->sender);
@@ -1388,6 +1720,10 @@ static void cmd_rcpt(struct session *s, char *arg)
 	if (*p) {
 		reply_error(s, 555, "5.5.4", "Unsupported parameter %.*s%s",
 			    ECHO_MAX, p, strlen(p) > ECHO_MAX ? "..." : "");
+		return;
+	}
+	if (a.utf8 && !s->smtputf8) {           /* RFC 6531 3.5: MAIL had no SMTPUTF8 */
+		reply_error(s, 553, "5.6.7", "Non-ASCII address needs SMTPUTF8");
 		return;
 	}
 	address_text(&a, text, sizeof text);
@@ -1744,7 +2080,9 @@ static void new_id(char *id, size_t size)
 /* RFC 5321 4.4 trace line.  "for" only with one recipient, so Bcc
  * recipients never see each other's addresses.  The id clause is ID =
  * "id" ( Atom / msg-id ); our id has dots, which an Atom may not, so it
- * goes in the msg-id form <id@name>, and stays the id used everywhere. */
+ * goes in the msg-id form <id@name>, and stays the id used everywhere.
+ * "with": SMTP after HELO, ESMTP after EHLO, UTF8SMTP for a transaction
+ * opened with SMTPUTF8 (RFC 6531 4.3). */
 static int build_received(const struct session *s, const char *id, struct buffer *b)
 {
 	char date[64];
@@ -1756,7 +2094,7 @@ static int build_received(const struct session *s, const char *id, struct buffer
 	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
 	if (buffer_printf(b, "Received: from %s ([%s%s])\n\tby %s with %s id <%s@%s>",
 			  s->helo, s->peer_v6 ? "IPv6:" : "", s->peer, cfg.hostname,
-			  s->esmtp ? "ESMTP" : "SMTP", id, cfg.hostname) < 0)
+			  s->smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP", id, cfg.hostname) < 0)
 		return -1;
 	if (s->nrcpt == 1 && buffer_printf(b, "\n\tfor <%s>", s->first_rcpt) < 0)
 		return -1;
@@ -1866,17 +2204,20 @@ static int write_maildir_copy(struct session *s, const struct delivery *d,
  * The queue entry (format in NOTES.md, read by smtp_send's parse_entry):
  * envelope lines, an empty line, then the message with our Received: on
  * top.  An address goes in as "<" address ">" exactly as accepted, so it
- * may itself hold '>', '<', '@', spaces (quoted local parts): a reader
- * takes everything between the first '<' and the last '>' of the line.
- * No address can hold a CR or LF (parse_local refuses them).
+ * may itself hold '>', '<', '@', spaces (quoted local parts), UTF-8: a
+ * reader takes everything between the first '<' and the last '>' of the
+ * line.  No address can hold a CR or LF (parse_local refuses them).
+ * Version 2: "smtputf8 yes" when the transaction was opened with
+ * SMTPUTF8, so the next hop is asked for it too (RFC 6531 3.4).
  */
 static int queue_entry_head(const struct session *s, const char *id, struct buffer *head)
 {
 	long long now = (long long)time(NULL);
 	int i, r = 0;
 
-	r |= buffer_printf(head, "version 1\nid %s\nsender <%s>\narrival %lld\n"
-			   "attempts 0\nnext %lld\n", id, s->sender, now, now);
+	r |= buffer_printf(head, "version 2\nid %s\n%ssender <%s>\narrival %lld\n"
+			   "attempts 0\nnext %lld\n", id, s->smtputf8 ? "smtputf8 yes\n" : "",
+			   s->sender, now, now);
 	for (i = 0; i < s->dl.n; i++)
 		if (!s->dl.v[i].user[0])
 			r |= buffer_printf(head, "rcpt <%s>\n", s->dl.v[i].rcpt);
@@ -2042,6 +2383,8 @@ static void dispatch(struct session *s, char *line)
 	for (i = 0; i < NCOMMANDS; i++)
 		if (strlen(commands[i].verb) == n && strncasecmp(line, commands[i].verb, n) == 0)
 			break;
+	if (i < NCOMMANDS && commands[i].run == cmd_help && !offers(EXT_HELP))
+		i = NCOMMANDS;                  /* -E HELP: as if we never knew it */
 	if (i == NCOMMANDS) {
 		reply_error(s, 500, "5.5.2", "Command unrecognized");
 		return;
@@ -2103,15 +2446,34 @@ static void identify_peer(struct session *s, const struct sockaddr_storage *ss)
 		s->relay_ok = cidr_match(&cfg.relay[i], family, bytes);
 }
 
-/* RFC 5321 2.4: commands are US-ASCII; a NUL would also cut the line short. */
-static int is_7bit_command(const char *line, size_t n)
+/*
+ * RFC 5321 2.4: commands are US-ASCII, and a NUL would cut the line
+ * short.  RFC 6531 3.3: UTF-8 may stand in the address of MAIL and RCPT,
+ * between its '<' and '>', and nowhere else; whether the transaction
+ * allows it is cmd_mail's and cmd_rcpt's question.  Returns 0 when the
+ * line may run, else the reply: 501 for bytes that are not UTF-8 at all
+ * (RFC 3629: an overlong form, a surrogate, a stray byte; refused in
+ * every case), 500 for a NUL, or 8-bit bytes anywhere else.
+ */
+static int command_bytes(const char *line, size_t n)
 {
+	const char *lt = memchr(line, '<', n), *gt = NULL;
 	size_t i;
 
+	if (memchr(line, '\0', n))
+		return 500;
+	if (!has_8bit(line, n))
+		return 0;
+	if (!utf8_valid(line, n))
+		return 501;
 	for (i = 0; i < n; i++)
-		if (line[i] == '\0' || (unsigned char)line[i] > 127)
-			return 0;
-	return 1;
+		gt = line[i] == '>' ? line + i : gt;
+	if (strncasecmp(line, "MAIL ", 5) != 0 && strncasecmp(line, "RCPT ", 5) != 0)
+		return 500;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)line[i] > 127 && (!lt || !gt || line + i < lt || line + i > gt))
+			return 500;
+	return 0;
 }
 
 /* One client, from greeting to close.  Runs in its own process. */
@@ -2121,7 +2483,7 @@ static void session(int fd, const struct sockaddr_storage *peer)
 	char line[CMD_LINE_MAX + 1];
 	socklen_t len = sizeof s->local_sa;
 	struct timeval tv;
-	int n;
+	int n, code;
 
 	if (!s) {
 		fprintf(stderr, "smtpd: out of memory\n");
@@ -2166,7 +2528,11 @@ static void session(int fd, const struct sockaddr_storage *peer)
 			reply_error(s, 500, "5.5.2", "Syntax error, empty command");
 			continue;
 		}
-		if (!is_7bit_command(line, (size_t)n)) {
+		if ((code = command_bytes(line, (size_t)n)) == 501) {
+			reply_error(s, 501, "5.5.4", "Not UTF-8: a stray, overlong or surrogate byte sequence (RFC 3629)");
+			continue;
+		}
+		if (code) {
 			reply_error(s, 500, "5.5.2", "Commands are 7-bit ASCII without NUL bytes");
 			continue;
 		}
@@ -2188,8 +2554,40 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: smtpd [-a addr] [-p port] [-m maildir-root] [-d domain]... [-n hostname] [-A]\n"
 		"             [-q queue-dir] [-r cidr]... [-s max-bytes] [-c max-sessions]\n"
-		"             [-C max-per-client] [-t seconds] [-x aliases-file] [-V] [-v]\n");
+		"             [-C max-per-client] [-t seconds] [-x aliases-file] [-E keyword]...\n"
+		"             [-V] [-v]\n");
 	exit(2);
+}
+
+/* -E KEYWORD: withhold one extension of the EHLO reply (ext_names). */
+static void withhold(const char *keyword)
+{
+	int i;
+
+	for (i = 0; i < NEXT; i++)
+		if (strcasecmp(keyword, ext_names[i]) == 0) {
+			cfg.withheld |= 1u << i;
+			return;
+		}
+	fprintf(stderr, "smtpd: -E %s: not an extension this server offers (", keyword);
+	for (i = 0; i < NEXT; i++)
+		fprintf(stderr, "%s%s", i ? " " : "", ext_names[i]);
+	fprintf(stderr, ")\n");
+	usage();
+}
+
+/* The local domains in A-labels, for is_local_domain: -d 例子.测试 is
+ * matched as xn--fsqu00a.xn--0zwm56d, whichever form a client writes. */
+static void local_domains_ascii(void)
+{
+	int i;
+
+	for (i = 0; i < cfg.ndomains; i++)
+		if (domain_to_ascii(cfg.domains[i], cfg.domains_ascii[i], sizeof cfg.domains_ascii[i]) < 0) {
+			fprintf(stderr, "smtpd: -d %s: not a domain name (UTF-8, labels of 63 octets)\n",
+				cfg.domains[i]);
+			usage();
+		}
 }
 
 /* "10.0.0.0/8", "::1", "192.0.2.7": an address and a prefix length. */
@@ -2365,7 +2763,7 @@ static void parse_options(int argc, char **argv)
 	cfg.maxsize = 10UL * 1024 * 1024;
 	cfg.maxsessions = 20;
 	cfg.timeout = 300;
-	while ((c = getopt(argc, argv, "a:p:m:d:n:Aq:r:s:c:C:t:x:Vv")) != -1) {
+	while ((c = getopt(argc, argv, "a:p:m:d:n:Aq:r:s:c:C:t:x:E:Vv")) != -1) {
 		switch (c) {
 		case 'a': cfg.listen_addr = optarg; break;
 		case 'p': number_option(optarg, 0, 65535); cfg.port = optarg; break;
@@ -2390,6 +2788,7 @@ static void parse_options(int argc, char **argv)
 		case 'C': cfg.maxperclient = (int)number_option(optarg, 1, 100000); break;
 		case 't': cfg.timeout = (int)number_option(optarg, 1, 86400); break;
 		case 'x': cfg.aliases_file = optarg; break;
+		case 'E': withhold(optarg); break;
 		case 'V': cfg.vrfy = 1; break;
 		case 'v': cfg.verbose = 1; break;
 		default: usage();
@@ -2403,6 +2802,7 @@ static void parse_options(int argc, char **argv)
 		cfg.domains[cfg.ndomains++] = "localhost";
 		cfg.domains[cfg.ndomains++] = cfg.hostname;
 	}
+	local_domains_ascii();
 	if (cfg.nrelay == 0) {
 		parse_cidr("127.0.0.0/8", &cfg.relay[cfg.nrelay++]);
 		parse_cidr("::1", &cfg.relay[cfg.nrelay++]);

@@ -45,6 +45,7 @@ out=$(grep -E ' (C|S): ' "$dir/log" | sed -E -e 's/^smtpd: sid=[^ ]+ //' \
 	/^S: 250-PIPELINING/       { t = "commands may be sent in groups (RFC 2920)" }
 	/^S: 250-SIZE/             { t = "the largest message it takes (RFC 1870)" }
 	/^S: 250-8BITMIME/         { t = "8-bit bodies are fine (RFC 6152)" }
+	/^S: 250-SMTPUTF8/         { t = "UTF-8 addresses and header fields (RFC 6531)" }
 	/^S: 250-ENHANCED/         { t = "replies carry x.y.z codes (RFC 3463)" }
 	/^S: 250 HELP/             { t = "\"250 \": the last line of the reply" }
 	/^C: MAIL/                 { t = "envelope sender: bounces go here (4.1.1.2)" }

@@ -150,7 +150,7 @@ t_relay() {
 	check "loopback may relay by default" "220 250 250 250 250 354 250 221 " "$out"
 	local q
 	q=$(only_file "$T/relay2/queue/entries")
-	check "queue entry: envelope lines, empty line, Received:, message" "version 1
+	check "queue entry: envelope lines, empty line, Received:, message" "version 2
 id $(basename "$q")
 sender <a@b.test>
 arrival N

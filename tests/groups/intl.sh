@@ -7,8 +7,10 @@
 # a server received is checked byte for byte, and decoded again by an
 # independent reader, Python's email package.
 # Groups: intl_punycode intl_idn intl_smtputf8 intl_downgrade intl_qp
-#         intl_submit intl_queue
-TEST_GROUPS+=(intl_punycode intl_idn intl_smtputf8 intl_downgrade intl_qp intl_submit intl_queue)
+#         intl_submit intl_queue intl_smtpd intl_bytes intl_domains intl_withhold
+#         intl_relay
+TEST_GROUPS+=(intl_punycode intl_idn intl_smtputf8 intl_downgrade intl_qp intl_submit intl_queue
+	intl_smtpd intl_bytes intl_domains intl_withhold intl_relay)
 
 PY=/usr/bin/python3
 have_python() { [ -x "$PY" ] && "$PY" -c 'import email.policy' 2>/dev/null; }
@@ -332,4 +334,200 @@ print(part.get_content_charset() + "|" + [l for l in part.get_content().split("\
 	stop_pid "$DPID"
 	stop_pid "$old"
 	stop_pid "$home"
+}
+
+# ---- smtpd ----------------------------------------------------------------------
+
+t_intl_smtpd() {
+	local d=$T/intlsd out f
+	start_smtpd intlsd -m mail -d 例子.测试 -d example.org
+	mkdir -p "$d/mail/张三" "$d/mail/alice"
+	out=$(printf 'EHLO c\nQUIT\n' | smtp "$PORT" | norm | grep -c '^250-SMTPUTF8$')
+	check "EHLO offers SMTPUTF8" "1" "$out"
+	out=$(printf '%s\n' 'EHLO c' 'MAIL FROM:<李四@例子.测试>' 'MAIL FROM:<li@example.org>' 'RCPT TO:<张三@例子.测试>' \
+		'RCPT TO:<alice@例子.测试>' 'RCPT TO:<alice@xn--fsqu00a.xn--0zwm56d>' 'RSET' 'MAIL FROM:<李四@例子.测试> SMTPUTF8' 'RCPT TO:<张三@例子.测试>' \
+		'RCPT TO:<王五@例子.测试>' 'DATA' 'Subject: 你好' '' '正文' '.' 'QUIT' | smtp "$PORT" -l | norm | sed 1,8d)
+	check "SMTPUTF8: a UTF-8 address without it 553 5.6.7 (sender, recipient, U-label domain; its A-labels are fine); with it, UTF-8 local parts and U-labels, echoed as they are" \
+		"553 5.6.7 Non-ASCII address needs SMTPUTF8
+250 2.1.0 Sender <li@example.org> OK
+553 5.6.7 Non-ASCII address needs SMTPUTF8
+553 5.6.7 Non-ASCII address needs SMTPUTF8
+250 2.1.5 Recipient <alice@xn--fsqu00a.xn--0zwm56d> OK
+250 2.0.0 Ok
+250 2.1.0 Sender <李四@例子.测试> OK
+250 2.1.5 Recipient <张三@例子.测试> OK
+550 5.1.1 <王五@例子.测试>: User unknown
+354 End data with <CR><LF>.<CR><LF>
+250 2.0.0 Ok: stored as ID
+221 2.0.0 mx.test closing connection" "$out"
+	f=$(only_file "$d/mail/张三/new")
+	check "the message of 张三@例子.测试 is in the Maildir ROOT/张三/, Received: says with UTF8SMTP (RFC 6531 4.3)" \
+		"1|Return-Path: <李四@例子.测试>
+Delivered-To: 张三@例子.测试
+Received: from c ([127.0.0.1])
+	by mx.test with UTF8SMTP id <ID@mx.test>
+	for <张三@例子.测试>; DATE
+Subject: 你好
+
+正文" "$(count_files "$d/mail/张三/new")|$(sed -e 's/id <[^@]*@/id <ID@/' -e 's/>; .*/>; DATE/' "$f")"
+	# only ASCII letters are folded: ROOT/Éva is no mailbox for éva (no
+	# Unicode case folding), ROOT/Zhang is one for zhang
+	mkdir -p "$d/mail/Éva" "$d/mail/Zhang"
+	out=$(printf '%s\n' 'EHLO c' 'MAIL FROM:<a@example.org> SMTPUTF8' 'RCPT TO:<éva@example.org>' 'RCPT TO:<Éva@example.org>' \
+		'RCPT TO:<zhang@example.org>' 'QUIT' | smtp "$PORT" -l | norm | sed 1,9d)
+	check "case: ASCII letters only; no Unicode case folding or normalisation" \
+		"550 5.1.1 <éva@example.org>: User unknown
+250 2.1.5 Recipient <Éva@example.org> OK
+250 2.1.5 Recipient <zhang@example.org> OK
+221 2.0.0 mx.test closing connection" "$out"
+	stop_pid "$SPID"
+}
+
+t_intl_bytes() {
+	# RFC 3629: each kind of byte sequence that is not UTF-8 gets 501 5.5.4,
+	# wherever it is and whatever SMTPUTF8 says; UTF-8 outside an address
+	# is 8-bit text in a command as before: 500 5.5.2
+	local kind bad out want='' line
+	start_smtpd intlbytes -m mail
+	while read -r kind bad; do
+		out=$(printf "EHLO c\r\nMAIL FROM:<a${bad}@b.test> SMTPUTF8\r\nMAIL FROM:<a@b.test> SMTPUTF8\r\nRCPT TO:<x@${bad}b.test>\r\nNOOP ${bad}\r\nHELO ${bad}\r\nQUIT\r\n" |
+			"$CHAT" -l 127.0.0.1 "$PORT" | norm | sed 1,8d)
+		check "not UTF-8 ($kind): 501 5.5.4 in MAIL, RCPT, NOOP, HELO" "501 5.5.4 Not UTF-8: a stray, overlong or surrogate byte sequence (RFC 3629)
+250 2.1.0 Sender <a@b.test> OK
+501 5.5.4 Not UTF-8: a stray, overlong or surrogate byte sequence (RFC 3629)
+501 5.5.4 Not UTF-8: a stray, overlong or surrogate byte sequence (RFC 3629)
+501 5.5.4 Not UTF-8: a stray, overlong or surrogate byte sequence (RFC 3629)
+221 2.0.0 mx.test closing connection" "$out"
+	done <<'KINDS'
+overlong-slash \xc0\xaf
+overlong-3-byte \xe0\x80\xaf
+surrogate \xed\xa0\x80
+above-U+10FFFF \xf4\x90\x80\x80
+byte-F5 \xf5\x80\x80\x80
+stray-continuation \x80
+cut-short \xe4\xbd
+KINDS
+	for line in 'NOOP 你好' 'VRFY 张三' 'MAIL FROM:<a@b.test> SIZE=你好' 'MAIL 你好FROM:<a@b.test>' 'HELO 例子.测试'; do
+		want+="500 5.5.2 Commands are 7-bit ASCII without NUL bytes"$'\n'
+		printf '%s\r\n' "$line"
+	done >"$T/intlbytes/lines"
+	out=$({ printf 'EHLO c\r\n'; cat "$T/intlbytes/lines"; printf 'QUIT\r\n'; } | "$CHAT" -l 127.0.0.1 "$PORT" | norm | sed 1,8d)
+	check "UTF-8 outside the address of MAIL or RCPT: 500 5.5.2, as before SMTPUTF8" \
+		"${want}221 2.0.0 mx.test closing connection" "$out"
+	stop_pid "$SPID"
+}
+
+t_intl_domains() {
+	# RFC 5890 2.3.2.4: a U-label and its A-label are one label
+	local dom opt out
+	for opt in 例子.测试 xn--fsqu00a.xn--0zwm56d XN--FSQU00A.xn--0ZWM56D; do
+		start_smtpd intldom -m mail -d "$opt"
+		mkdir -p "$T/intldom/mail/bob"
+		out=$(for dom in 例子.测试 xn--fsqu00a.xn--0zwm56d Xn--FSQU00A.XN--0zwm56d 例子.xn--0zwm56d; do
+			printf 'EHLO c\nMAIL FROM:<a@b.test> SMTPUTF8\nRCPT TO:<bob@%s>\nQUIT\n' "$dom" | smtp "$PORT" -l | codes | sed -n 9p
+		done | tr '\n' ' ')
+		check "-d $opt: bob@ each form of the domain is local" "250 250 250 250 " "$out"
+		stop_pid "$SPID"
+	done
+	out=$(cd "$T" && timeout 5 "$TOP/smtpd" -p 0 -d "$(printf 'x\xff.test')" 2>&1 | head -n 1; echo "exit ${PIPESTATUS[0]}")
+	check "-d with a name that is not UTF-8: refused at start" "smtpd: -d $(printf 'x\xff.test'): not a domain name (UTF-8, labels of 63 octets)|exit 2" \
+		"$(echo "$out" | head -n 1)|$(echo "$out" | tail -n 1)"
+}
+
+t_intl_withhold() {
+	local out ext d=$T/intlwh
+	start_smtpd intlwh -m mail -E SMTPUTF8 -E 8bitmime
+	mkdir -p "$d/mail/bob"
+	out=$(printf '%s\n' 'EHLO c' 'MAIL FROM:<a@b.test> SMTPUTF8' 'MAIL FROM:<a@b.test> BODY=8BITMIME' \
+		'MAIL FROM:<张三@b.test>' 'MAIL FROM:<a@b.test> SIZE=100' 'QUIT' | smtp "$PORT" -l | norm)
+	check "-E SMTPUTF8 -E 8BITMIME, an old server: neither offered; their parameters 555 as unknown; a UTF-8 address 553 5.6.7" \
+		"220 mx.test ESMTP
+250-mx.test Hello c [127.0.0.1]
+250-PIPELINING
+250-SIZE 10485760
+250-ENHANCEDSTATUSCODES
+250 HELP
+555 5.5.4 Unsupported parameter SMTPUTF8
+555 5.5.4 Unsupported parameter BODY=8BITMIME
+553 5.6.7 Non-ASCII address needs SMTPUTF8
+250 2.1.0 Sender <a@b.test> OK
+221 2.0.0 mx.test closing connection" "$out"
+	stop_pid "$SPID"
+	start_smtpd intlwh2 -m mail -E SIZE -E HELP -E ENHANCEDSTATUSCODES
+	out=$(printf '%s\n' 'EHLO c' 'HELP' 'MAIL FROM:<a@b.test> SIZE=100' 'MAIL FROM:<a@b.test>' 'QUIT' | smtp "$PORT" -l | norm)
+	check "-E SIZE -E HELP -E ENHANCEDSTATUSCODES: SIZE= 555, HELP 500, replies without x.y.z" \
+		"220 mx.test ESMTP
+250-mx.test Hello c [127.0.0.1]
+250-PIPELINING
+250-8BITMIME
+250 SMTPUTF8
+500 Command unrecognized
+555 Unsupported parameter SIZE=100
+250 Sender <a@b.test> OK
+221 mx.test closing connection" "$out"
+	stop_pid "$SPID"
+	out=$(cd "$T" && timeout 5 "$TOP/smtpd" -p 0 -E STARTTLS 2>&1 | head -n 1)
+	check "-E with a keyword we do not offer: refused at start, the offered ones listed" \
+		"smtpd: -E STARTTLS: not an extension this server offers (PIPELINING SIZE 8BITMIME SMTPUTF8 ENHANCEDSTATUSCODES HELP)" "$out"
+	# PIPELINING withheld: each reply its own write(), where a pipelining
+	# server answers a group in one (strace counts the session's writes)
+	if ! command -v strace >/dev/null; then
+		skip "-E PIPELINING, one write per reply: strace is not installed"
+		return
+	fi
+	local ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:detect_leaks=0}   # LeakSanitizer cannot run under ptrace
+	export ASAN_OPTIONS
+	for ext in none PIPELINING; do
+		start_smtpd "intlpipe$ext" -m mail $([ "$ext" = none ] || echo "-E $ext")
+		mkdir -p "$T/intlpipe$ext/mail/bob"
+		strace -f -e trace=write -o "$T/intlpipe$ext/trace" -p "$SPID" 2>"$T/intlpipe$ext/strace.err" & local tracer=$!
+		PIDS+=("$tracer")
+		poll 200 grep -qs 'attached' "$T/intlpipe$ext/strace.err"
+		printf 'EHLO c\nMAIL FROM:<a@b.test>\nRCPT TO:<bob@localhost>\nRCPT TO:<nobody@localhost>\nDATA\n' |
+			sed 's/$/\r/' | "$CHAT" -w 127.0.0.1 "$PORT" >"$T/intlpipe$ext/out" 2>&1
+		poll 100 grep -q disconnect "$T/intlpipe$ext/log"
+		stop_pid "$tracer"
+		grep -E 'write\([0-9]+, "(2[0-9][0-9]|3[0-9][0-9]|5[0-9][0-9])[ -]' "$T/intlpipe$ext/trace" | grep -v 'smtpd:' | wc -l | tr -d ' ' >"$T/intlpipe$ext/writes"
+		stop_pid "$SPID"
+	done
+	check "PIPELINING offered: greeting, then EHLO and the group answered in 2 writes at most; -E PIPELINING: one write per reply (6)" \
+		"yes|6" "$([ "$(cat "$T/intlpipenone/writes")" -le 3 ] && echo yes || cat "$T/intlpipenone/writes")|$(cat "$T/intlpipePIPELINING/writes")"
+}
+
+t_intl_relay() {
+	# smtpd -> queue (version 2, smtputf8 yes) -> smtp_send -q -> smtpd, all
+	# over sockets; and the same message to an old server: 553 5.6.7, bounced
+	local q=$T/intlrel/queue e out rc P
+	start_smtpd intlrel -a 127.0.0.41 -n mx.relay.test -m mail -d relay.test
+	local relay=$SPID
+	P=$PORT
+	mkdir -p "$T/intlrel/mail/sender"
+	start_smtpd intlnew -a 127.0.0.42 -p "$P" -n mx.xn--fsqu00a.xn--0zwm56d -m mail -d 例子.测试
+	local new=$SPID
+	mkdir -p "$T/intlnew/mail/张三"
+	start_smtpd intlold -a 127.0.0.43 -p "$P" -n mx.old.test -m mail -d old.test -E SMTPUTF8 -E 8BITMIME
+	local old=$SPID
+	mkdir -p "$T/intlold/mail/wang"
+	start_dnsd intlreldns <<<'xn--fsqu00a.xn--0zwm56d MX 10 mx.xn--fsqu00a.xn--0zwm56d
+mx.xn--fsqu00a.xn--0zwm56d A 127.0.0.42
+old.test MX 10 mx.old.test
+mx.old.test A 127.0.0.43
+relay.test MX 10 mx.relay.test
+mx.relay.test A 127.0.0.41'
+	out=$(printf '%s\n' 'EHLO c' 'MAIL FROM:<sender@relay.test> SMTPUTF8' 'RCPT TO:<张三@例子.测试>' 'RCPT TO:<李四@old.test>' \
+		'DATA' 'Subject: 你好' '' '正文' '.' 'QUIT' | SMTP_HOST=127.0.0.41 smtp "$P" -l | codes | tr '\n' ' ')
+	e=$(ls "$q/entries")
+	check "smtpd queues the SMTPUTF8 message: version 2, smtputf8 yes, the UTF-8 recipients as written" \
+		"220 250- 250- 250- 250- 250- 250- 250 250 250 250 354 250 221 |version 2|smtputf8 yes|rcpt <张三@例子.测试>
+rcpt <李四@old.test>" "$out|$(head -n 1 "$q/entries/$e")|$(grep '^smtputf8' "$q/entries/$e")|$(grep '^rcpt' "$q/entries/$e")"
+	"$SEND" -v -q "$q" -R "$DNS" -P "$P" -H mx.relay.test -T 5 2>"$T/intlrel/run"; rc=$?
+	check "the queue run: 张三@例子.测试 sent with SMTPUTF8 by its A-label route; 李四@old.test 553 5.6.7 at the old server, bounced home" \
+		"0|1|1|1|1|1|Status: 5.6.7" \
+		"$rc|$(grep -c "$e: C: MAIL FROM:<sender@relay.test> SIZE=[0-9]* BODY=8BITMIME SMTPUTF8" "$T/intlrel/run")|$(grep -c "<张三@例子.测试> sent relay=mx.xn--fsqu00a.xn--0zwm56d\[127.0.0.42\]:$P" "$T/intlrel/run")|$(grep -c "<李四@old.test> failed relay=mx.old.test\[127.0.0.43\]:$P reply=\"553 5.6.7 non-ASCII address, server does not offer SMTPUTF8\"" "$T/intlrel/run")|$(count_files "$T/intlnew/mail/张三/new")|$(count_files "$T/intlrel/mail/sender/new")|$(grep -h '^Status:' "$T"/intlrel/mail/sender/new/*)"
+	check "at the next hop: with UTF8SMTP, two Received: lines, the header as sent" "2|2|Subject: 你好" \
+		"$(grep -c '^Received:' "$(only_file "$T/intlnew/mail/张三/new")")|$(grep -c 'with UTF8SMTP' "$(only_file "$T/intlnew/mail/张三/new")")|$(grep '^Subject' "$(only_file "$T/intlnew/mail/张三/new")")"
+	stop_pid "$DPID"
+	stop_pid "$old"
+	stop_pid "$new"
+	stop_pid "$relay"
 }

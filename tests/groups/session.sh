@@ -30,6 +30,7 @@ t_greeting() {
 250-PIPELINING
 250-SIZE 10485760
 250-8BITMIME
+250-SMTPUTF8
 250-ENHANCEDSTATUSCODES
 250 HELP
 250 mx.test Hello client.test [127.0.0.1]
@@ -92,6 +93,7 @@ S
 250-PIPELINING
 250-SIZE 10485760
 250-8BITMIME
+250-SMTPUTF8
 250-ENHANCEDSTATUSCODES
 250 HELP
 250 2.1.0 Sender <carol@example.com> OK
@@ -151,7 +153,7 @@ t_body() {
 		printf "%sline %06d abcdefghijklmnopqrstuvwxyz0123456789.ABCDEFGHIJKLM\n", (i % 7 ? "" : "."), i }' >"$d/big.txt"
 	{ printf 'EHLO c\r\nMAIL FROM:<a@b.test> SIZE=5200000\r\nRCPT TO:<alice@localhost>\r\nDATA\r\n'
 	  sed -e 's/^\./../' -e 's/$/\r/' "$d/big.txt"; printf '.\r\nQUIT\r\n'; } >"$d/big.smtp"
-	check "a 5 MB message is accepted" "220 250- 250- 250- 250- 250- 250 250 250 354 250 221 " \
+	check "a 5 MB message is accepted" "220 250- 250- 250- 250- 250- 250- 250 250 250 354 250 221 " \
 		"$("$CHAT" -T 30 127.0.0.1 "$PORT" <"$d/big.smtp" | codes | tr '\n' ' ')"
 	f=$(only_file "$d/mail/alice/new")
 	check_true "the 5 MB message is stored byte for byte" cmp -s "$d/big.txt" <(strip_received "$f" | tail -n +3)
@@ -255,13 +257,14 @@ S
 502 5.5.1 Command not implemented
 221 2.0.0 mx.test closing connection" "$out"
 
-	out=$( (printf 'HELO c\r\nNOOP %0600d\r\nNOOP\r\nNO\0OP\r\nNOOP \xe9\r\n' 0; printf 'QUIT\r\n') | "$CHAT" -l 127.0.0.1 "$PORT" | norm)
-	check "line over 512 octets, NUL, 8-bit byte: 500 5.5.2, session goes on" "220 mx.test ESMTP
+	out=$( (printf 'HELO c\r\nNOOP %0600d\r\nNOOP\r\nNO\0OP\r\nNOOP \xc3\xa9\r\nNOOP \xe9\r\n' 0; printf 'QUIT\r\n') | "$CHAT" -l 127.0.0.1 "$PORT" | norm)
+	check "line over 512 octets, NUL, 8-bit UTF-8 outside an address: 500 5.5.2; not UTF-8: 501 5.5.4; session goes on" "220 mx.test ESMTP
 250 mx.test Hello c [127.0.0.1]
 500 5.5.2 Line too long (limit 512 octets with CRLF)
 250 2.0.0 Ok
 500 5.5.2 Commands are 7-bit ASCII without NUL bytes
 500 5.5.2 Commands are 7-bit ASCII without NUL bytes
+501 5.5.4 Not UTF-8: a stray, overlong or surrogate byte sequence (RFC 3629)
 221 2.0.0 mx.test closing connection" "$out"
 	out=$( (printf 'NOOP %0505d\r\n' 0; printf 'NOOP %0506d\r\n' 0; printf 'QUIT\r\n') | "$CHAT" -l 127.0.0.1 "$PORT" | codes | tr '\n' ' ')
 	check "512 octets with CRLF is the limit, 513 is too long" "220 250 500 221 " "$out"
@@ -274,8 +277,9 @@ S
 214-2.0.0 Commands, in the order of a session:
 214-2.0.0 HELO EHLO MAIL RCPT DATA RSET VRFY EXPN HELP NOOP QUIT
 214 2.0.0 \"HELP <command>\" explains one. The protocol is RFC 5321.
-214-2.0.0 MAIL FROM:<sender> [SIZE=n] [BODY=7BIT|8BITMIME]: start a transaction;
-214 2.0.0 <> is the null sender that bounces use (RFC 5321 4.1.1.2)
+214-2.0.0 MAIL FROM:<sender> [SIZE=n] [BODY=7BIT|8BITMIME] [SMTPUTF8]: start a transaction;
+214-2.0.0 <> is the null sender that bounces use (RFC 5321 4.1.1.2);
+214 2.0.0 SMTPUTF8 allows UTF-8 in the addresses (RFC 6531 3.4)
 214 2.0.0 VRFY <user>: does this mailbox exist? Off unless smtpd runs with -V (RFC 5321 4.1.1.6)
 504 5.5.1 HELP: no such command: nosuch
 221 2.0.0 mx.test closing connection" "$out"
