@@ -2137,7 +2137,7 @@ static size_t header_length(const char *m, size_t len, size_t *body)
 		}
 		if (!((off > 0 && (m[off] == ' ' || m[off] == '\t')) || field_name(m + off, n)))
 			break;                  /* not a header line: no separator */
-		off += n + 1;
+		off += n + (nl != NULL);        /* the last line may have no line end */
 	}
 	*body = off;
 	return off;
@@ -2472,12 +2472,14 @@ static void base64_add(struct buffer *b, const unsigned char *p, size_t n)
 	}
 }
 
-/* A header field being written, and the column its last line reached. */
-struct hline { struct buffer *b; size_t col; };
+/* A header field being written, the column its last line reached, and
+ * the columns to leave at the end of a line (for a ',' or ':' that must
+ * follow a word without a blank to fold at). */
+struct hline { struct buffer *b; size_t col, reserve; };
 
 /* ASCII text with its own blanks, folded (RFC 5322 2.2.3: a CRLF before a
- * blank) where a line would pass HEADER_COLS.  A word longer than a line
- * stays whole: make_wire breaks it at 998 if it must. */
+ * blank) where a line would pass HEADER_COLS (less h->reserve).  A word
+ * longer than a line stays whole: make_wire breaks it at 998 if it must. */
 static void hl_text(struct hline *h, const char *p, size_t n)
 {
 	size_t blanks, w;
@@ -2487,7 +2489,7 @@ static void hl_text(struct hline *h, const char *p, size_t n)
 			;
 		for (w = blanks; w < n && !is_blank(p[w]); w++)
 			;
-		if (blanks > 0 && h->col + w > HEADER_COLS) {
+		if (blanks > 0 && h->col + w + h->reserve > HEADER_COLS) {
 			buffer_add(h->b, "\n", 1);
 			h->col = 0;
 		}
@@ -2515,14 +2517,14 @@ static void hl_words(struct hline *h, const char *p, size_t n, int sep)
 
 	while (i < n) {
 		/* room for 8 characters of base64, any one character, or fold */
-		if (h->col + (size_t)sep + frame + 8 > HEADER_COLS) {
+		if (h->col + (size_t)sep + frame + 8 + h->reserve > HEADER_COLS) {
 			buffer_add(h->b, "\n ", 2);
 			h->col = 1;
 		} else if (sep) {
 			buffer_add(h->b, " ", 1);
 			h->col++;
 		}
-		max = (HEADER_COLS - h->col - frame) / 4 * 3;
+		max = (HEADER_COLS - h->reserve - h->col - frame) / 4 * 3;
 		if (max > WORD_OCTETS)
 			max = WORD_OCTETS;
 		for (take = 0; i + take < n; take += len) {
@@ -2627,10 +2629,16 @@ static int phrase_text(const char *p, size_t n, struct buffer *out)
 static int downgrade_item(struct hline *h, const char *p, size_t n, int group)
 {
 	struct buffer name = { NULL, 0, 0 };
-	size_t lt, end = n;
+	size_t lt, end = n, w;
 	int quoted = 0, r = -1;
 
-	if (!has_8bit(p, n)) {
+	if (!has_8bit(p, n)) {          /* as it is; glued to a ',' or ':' that */
+		for (w = 0; w < n && !is_blank(p[w]); w++)      /* ends a line: fold */
+			;
+		if (w > 0 && h->col + w + h->reserve > HEADER_COLS) {
+			buffer_add(h->b, "\n ", 2);            /* RFC 5322 3.4: CFWS */
+			h->col = 1;
+		}
 		hl_text(h, p, n);
 		return 0;
 	}
@@ -2669,6 +2677,10 @@ static int downgrade_addresses(struct hline *h, const char *v, size_t n)
 		if (i == n || (!quoted && !comment && !angle && (c == ',' || c == ';' || c == ':'))) {
 			if (downgrade_item(h, v + start, i - start, c == ':') < 0)
 				return -1;
+			if (i < n && h->col + 1 > HEADER_COLS) {
+				buffer_add(h->b, "\n ", 2);    /* CFWS may stand before it too */
+				h->col = 1;
+			}
 			if (i < n) {
 				buffer_add(h->b, &c, 1);
 				h->col++;
@@ -2713,7 +2725,7 @@ static int downgrade_header(const char *h, size_t hlen, struct buffer *out, char
 
 	while (off < hlen) {
 		struct buffer v = { NULL, 0, 0 };
-		struct hline line = { out, 0 };
+		struct hline line = { out, 0, 0 };
 		int r = 0;
 		start = off;
 		do {                            /* one field with its continuation lines */
@@ -2735,10 +2747,12 @@ static int downgrade_header(const char *h, size_t hlen, struct buffer *out, char
 		if (r == 0 && (name_in(h + start, name, text_fields) ||
 			       (name > 2 && strncasecmp(h + start, "X-", 2) == 0)))
 			downgrade_text(&line, v.data, v.len);
-		else if (r == 0 && name_in(h + start, name, address_fields))
+		else if (r == 0 && name_in(h + start, name, address_fields)) {
+			line.reserve = 1;
 			r = downgrade_addresses(&line, v.data, v.len);
-		else
+		} else {
 			r = -1;
+		}
 		buffer_add(out, "\n", 1);
 		free(v.data);
 		if (r < 0) {

@@ -16,7 +16,7 @@ set -u
 cd "$(dirname "$0")" || exit 1
 SECONDS_EACH=${1:-60}
 shift 2>/dev/null
-TARGETS=${*:-session smtpd_address aliases dns reply ehlo send_address headers queue_entry queue_roundtrip}
+TARGETS=${*:-session smtpd_address aliases dns reply ehlo send_address headers queue_entry queue_roundtrip intl idn_twins}
 CC=${FUZZ_CC:-clang}
 if [ -n "${FUZZ_DIR:-}" ]; then
 	out=$FUZZ_DIR

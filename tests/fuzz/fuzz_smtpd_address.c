@@ -1,7 +1,8 @@
 /*
  * fuzz_smtpd_address.c - libFuzzer: smtpd's address parsing: parse_path,
- * the VRFY/EXPN query form, mailbox names, local domains, and recipient
- * resolution (aliases, relay decision) on whatever comes out.
+ * the VRFY/EXPN query form, mailbox names, local domains (one of them an
+ * IDN, 例子.测试, matched through its A-labels), and recipient resolution
+ * (aliases, relay decision) on whatever comes out.
  */
 #define main smtpd_main
 #include "../../smtpd.c"
@@ -14,12 +15,13 @@ static struct session *s;
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	static char *args[] = { "smtpd", "-m", NULL, "-n", "fuzz.test", "-d", "example.org", NULL };
+	static char *args[] = { "smtpd", "-m", NULL, "-n", "fuzz.test", "-d", "example.org", "-d", "例子.测试", NULL };
 	FILE *f;
 	(void)argc, (void)argv;
 	args[2] = strdup(scratch("mail"));
-	parse_options(7, args);
+	parse_options(9, args);
 	make_path(scratch("mail/alice"));
+	make_path(scratch("mail/张三"));
 	if ((f = fopen(scratch("aliases"), "w"))) {
 		fputs("staff: alice, \"x y\"@remote.test, @a:b@c\n", f);
 		fclose(f);

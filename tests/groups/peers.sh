@@ -376,6 +376,18 @@ t_peer_bounce() {
 	check "expired: no 'permanent error', our reason in the text, Diagnostic-Code the server's 451 alone" \
 		"0|0|1|Diagnostic-Code: smtp; 451 4.3.0 try again later" \
 		"$rc|$(grep -c 'permanent error' "$b")|$(grep -c '^<x@expired.test>: not delivered within 5 s' "$b")|$(grep '^Diagnostic-Code' "$b")"
+	rm -f "$T"/peerhome/mail/sender/new/*
+	# a message that is all header with no line end after it (found by
+	# fuzz_queue_entry): the header returned is the message, and not one
+	# byte more (header_length counted a line end that was not there, and
+	# the bounce carried the NUL after the text: smtpd refused it)
+	printf 'Subject: no line end' | put_entry "$q" b3 'version 1' 'id b3' 'sender <sender@home.test>' \
+		"arrival $now" 'attempts 0' 'next 0' 'rcpt <x@far.test>'
+	"$SEND" -q "$q" -R "$DNS" -P "$P" -T 3 2>"$T/peerbounce/run3"; rc=$?
+	b=$(only_file "$T/peerhome/mail/sender/new")
+	check "a header without a line end: the bounce returns it whole, no NUL, and is stored" \
+		"0|1|Subject: no line end|0" \
+		"$rc|$(count_files "$T/peerhome/mail/sender/new")|$(sed -n '/^Content-Type: text\/rfc822-headers/,/^--/p' "$b" | grep '^Subject')|$(tr -cd '\000' <"$b" | wc -c | tr -d ' ')"
 	stop_pid "$far"
 	stop_pid "$expired"
 	stop_pid "$home"
