@@ -1,6 +1,7 @@
 # Makefile for the teaching MTA: smtpd (server), smtp_send (client), test helpers.
 #   make            build
 #   make test       build and run ./test.sh (loopback only)
+#   make demo       a message's journey on a loopback internet; make demo-zh: in Chinese
 #   make mutate     mutation testing: does the suite catch tests/mutants.list?
 #   make install PREFIX=/usr/local
 #   make clean
@@ -61,6 +62,10 @@ tests/bench: tests/bench.c tests/client.h
 demo: all
 	./lab/lab.sh demo
 
+# a Chinese message: IDN, SMTPUTF8, and the downgrade for an old server
+demo-zh: all
+	./lab/lab.sh demo-zh
+
 # the same internet kept running, to poke with nc, telnet, smtp_send
 lab-up: all
 	./lab/lab.sh up
@@ -81,4 +86,4 @@ install: $(PROGS)
 clean:
 	rm -f $(PROGS) $(HELPERS) tests/bench
 
-.PHONY: all test test-sanitize mutate fuzz demo lab-up lab-down bench install clean
+.PHONY: all test test-sanitize mutate fuzz demo demo-zh lab-up lab-down bench install clean

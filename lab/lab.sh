@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
 # lab/lab.sh - a small internet on loopback, to watch and poke SMTP.
 #
-#   lab/lab.sh up                  start DNS and the three mail hosts
+#   lab/lab.sh up                  start DNS and the five mail hosts
 #   lab/lab.sh down                stop everything the lab started, say what
 #   lab/lab.sh status              what runs, where
-#   lab/lab.sh stop HOST           stop one host (mail, mx1, mx2, old)
+#   lab/lab.sh stop HOST           stop one host (mail, mx1, mx2, zh, legacy, old)
 #   lab/lab.sh start HOST [opt..]  start it again; extra options go to its
 #                                  smtpd, which runs in lab/run/HOST (so
 #                                  "-x aliases" is lab/run/HOST/aliases)
 #   lab/lab.sh demo                up (without mx1), send alice -> bob,
 #                                  explain, draw the ladder, down
+#   lab/lab.sh demo-zh             up zh and legacy, send 张三's Chinese
+#                                  message to both, explain, down
 #
 # The hosts (each on its own loopback address, port $LAB_PORT):
 #   mail.example.org  127.0.0.2  alice's server (example.org)
 #   mx1.example.net   127.0.0.3  example.net's best MX (preference 10)
 #   mx2.example.net   127.0.0.4  example.net's backup MX (preference 20)
+#   zh                127.0.0.6  mx.xn--fsqu00a.xn--0zwm56d, the server of
+#                                例子.测试, with SMTPUTF8 (张三, 李四, and
+#                                zhangsan: an ASCII alias of 张三)
+#   legacy            127.0.0.7  mx.legacy.example.com, an old server:
+#                                smtpd -E SMTPUTF8 -E 8BITMIME (wang)
 #   old.example.org   127.0.0.5  an old server without ESMTP (tests/fakesmtp
 #                                heloonly); only "start old" starts it
 # and tests/dnsd on 127.0.0.1:$LAB_DNS_PORT serving lab/zone.
@@ -28,17 +35,38 @@ TOP=$(dirname "$LAB")
 RUN=${LAB_DIR:-$LAB/run}
 PORT=${LAB_PORT:-2525}
 DNS_PORT=${LAB_DNS_PORT:-10053}
-HOSTS="mail mx1 mx2"
+HOSTS="mail mx1 mx2 zh legacy"
 
-addr_of() { case $1 in mail) echo 127.0.0.2 ;; mx1) echo 127.0.0.3 ;; mx2) echo 127.0.0.4 ;; old) echo 127.0.0.5 ;; esac; }
+addr_of() {
+	case $1 in
+	mail) echo 127.0.0.2 ;; mx1) echo 127.0.0.3 ;; mx2) echo 127.0.0.4 ;; old) echo 127.0.0.5 ;;
+	zh) echo 127.0.0.6 ;; legacy) echo 127.0.0.7 ;;
+	esac
+}
 name_of() {
 	case $1 in
 	mail) echo mail.example.org ;; mx1) echo mx1.example.net ;; mx2) echo mx2.example.net ;;
+	zh) echo mx.xn--fsqu00a.xn--0zwm56d ;; legacy) echo mx.legacy.example.com ;;
 	old) echo old.example.org ;; dns) echo "DNS server" ;; *) echo "$1" ;;
 	esac
 }
-domains_of() { case $1 in mail) echo "-d example.org" ;; *) echo "-d example.net -d cs.example.net" ;; esac; }
-users_of() { case $1 in mail) echo "alice postmaster" ;; *) echo "bob postmaster" ;; esac; }
+# The options of each host's smtpd: its domains, and for legacy the
+# extensions it withholds (an old server).  zh's domain is written as a
+# U-label, the zone has its A-labels: smtpd takes both as one name.
+options_of() {
+	case $1 in
+	mail) echo "-d example.org" ;;
+	zh) echo "-d 例子.测试 -x aliases" ;;
+	legacy) echo "-d legacy.example.com -E SMTPUTF8 -E 8BITMIME" ;;
+	*) echo "-d example.net -d cs.example.net" ;;
+	esac
+}
+users_of() {
+	case $1 in
+	mail) echo "alice postmaster" ;; zh) echo "张三 李四 postmaster" ;; legacy) echo "wang postmaster" ;;
+	*) echo "bob postmaster" ;;
+	esac
+}
 
 pid_of() { cat "$RUN/$1/pid" 2>/dev/null; }
 # A zombie has exited but still answers kill -0 until its parent reaps it;
@@ -99,9 +127,11 @@ start_host() {
 		"$TOP/tests/fakesmtp" -a "$(addr_of old)" -p "$port" heloonly </dev/null >/dev/null 2>>"$dir/log" &
 	else
 		for u in $(users_of "$h"); do mkdir -p "$dir/mail/$u"; done
+		# 张三's ASCII address, for servers that cannot take a UTF-8 one
+		[ "$h" != zh ] || [ -e "$dir/aliases" ] || echo 'zhangsan: 张三' >"$dir/aliases"
 		# shellcheck disable=SC2046
 		(cd "$dir" && exec "$TOP/smtpd" -a "$(addr_of "$h")" -p "$port" -n "$(name_of "$h")" \
-			-m mail -q queue $(domains_of "$h") -v "$@") </dev/null >/dev/null 2>>"$dir/log" &
+			-m mail -q queue $(options_of "$h") -v "$@") </dev/null >/dev/null 2>>"$dir/log" &
 	fi
 	echo $! >"$dir/pid"
 	port=$(wait_listening "$dir/log" $! "$(name_of "$h")" "$skip") || return 1
@@ -166,11 +196,11 @@ down() {
 
 status() {
 	local h
-	printf '%-6s %-18s %-22s %s\n' host name address state
-	printf '%-6s %-18s %-22s %s\n' dns - "$(dns_addr)" "$(running dns && echo up || echo down)"
+	printf '%-6s %-26s %-22s %s\n' host name address state
+	printf '%-6s %-26s %-22s %s\n' dns - "$(dns_addr)" "$(running dns && echo up || echo down)"
 	for h in $HOSTS old; do
 		[ "$h" = old ] && ! [ -e "$RUN/old" ] && continue
-		printf '%-6s %-18s %-22s %s\n' "$h" "$(name_of "$h")" "$(addr_of "$h"):$(smtp_port)" \
+		printf '%-6s %-26s %-22s %s\n' "$h" "$(name_of "$h")" "$(addr_of "$h"):$(smtp_port)" \
 			"$(running "$h" && echo up || echo down)"
 	done
 }
@@ -180,6 +210,7 @@ hints() {
 
 The lab is up.  Try:
   ./smtp_send -R $(dns_addr) -M cs.example.net          # the route (CNAME, MX, A)
+  ./smtp_send -R $(dns_addr) -M 例子.测试               # an internationalized name, by its A-labels
   nc -C $(addr_of mail) $(smtp_port)                             # talk SMTP to alice's server by hand
   printf 'Subject: hi\n\nhello\n' | ./smtp_send -v -S $(addr_of mail):$(smtp_port) -H laptop.example.org -f alice@example.org bob@cs.example.net
   ./smtp_send -v -q lab/run/mail/queue -R $(dns_addr) -P $(smtp_port) -H mail.example.org
@@ -295,6 +326,122 @@ demo() {
 	return 1
 }
 
+# The message of the Chinese demo, its header's addresses filled in.
+zh_message() {
+	printf 'From: 张三 <%s>\nTo: %s\nSubject: 你好！这是一封中文邮件\n\n%s你好：\n\n这封信从一台电脑走到另一台，中间经过 DNS 和 SMTP。\n信头和正文都是 UTF-8。\n\n张三\n' \
+		"$1" "$2" "$3"
+}
+
+# A stored message as a mail program reads it: Python's email package
+# (RFC 2047 and quoted-printable decoded), else mblaze's mshow.
+read_mail() {
+	if [ -x /usr/bin/python3 ]; then
+		/usr/bin/python3 - "$1" <<'PYTHON'
+import email, email.policy, sys
+m = email.message_from_binary_file(open(sys.argv[1], 'rb'), policy=email.policy.default)
+for name in ('From', 'To', 'Subject'):
+    print('%s: %s' % (name, m[name]))
+print()
+print(m.get_content(), end='')
+PYTHON
+	elif command -v mshow >/dev/null 2>&1; then
+		MBLAZE=$RUN/mblaze mshow -N "$1"
+	else
+		echo "(neither /usr/bin/python3 nor mshow (Debian: mblaze) is installed to decode it)"
+	fi
+}
+
+# The Chinese demo: 张三@例子.测试 writes to 李四@例子.测试 (a server with
+# SMTPUTF8) and to wang@legacy.example.com (an old one); every step shown.
+demo_zh() {
+	local dns port lisi wang out
+	RUN=${LAB_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/smtp-lab.XXXXXX")}
+	if lab_is_running; then
+		[ -n "${LAB_DIR:-}" ] || rmdir "$RUN"
+		echo "the lab is running: make lab-down first"
+		return 1
+	fi
+	trap 'down >/dev/null; [ -n "${LAB_DIR:-}" ] || rm -rf "$RUN"' EXIT
+	up zh legacy || return 1
+	mkdir -p "$RUN/client"
+	dns=$(dns_addr)
+	port=$(smtp_port)
+	say "Figure 2. A Chinese message, 张三@例子.测试 -> 李四@例子.测试 and wang@legacy.example.com" \
+	    "====================================================================================" ""
+	say "Step 1. The internet of this demo, all on loopback:"
+	say "    DNS server                  $dns (tests/dnsd, zone lab/zone)" \
+	    "    mx.xn--fsqu00a.xn--0zwm56d  127.0.0.6:$port  the server of 例子.测试: offers SMTPUTF8" \
+	    "    mx.legacy.example.com       127.0.0.7:$port  an old server: smtpd -E SMTPUTF8 -E 8BITMIME" ""
+
+	say "Step 2. DNS has no Chinese: each label of 例子.测试 is looked up as its" \
+	    "        A-label, \"xn--\" and its Punycode (RFC 3492; NOTES.md works 例子 by hand):"
+	"$TOP/smtp_send" -R "$dns" -P "$port" -M 例子.测试 | show
+	say ""
+
+	say "Step 3. 张三's computer sends to 李四@例子.测试 by DNS itself.  The server" \
+	    "        offers SMTPUTF8 in its EHLO reply, so MAIL FROM carries it, and the" \
+	    "        addresses and the header go as they are, in UTF-8 (RFC 6531, RFC 6532):"
+	zh_message 张三@例子.测试 '李四 <李四@例子.测试>' '李四，' |
+		"$TOP/smtp_send" -v -R "$dns" -P "$port" -H zhangsan-laptop.example.org -f 张三@例子.测试 李四@例子.测试 2>&1 |
+		tee "$RUN/client/1-zh.log" | sed 's/^smtp_send: //' | show
+	say ""
+
+	lisi=$(ls "$RUN"/zh/mail/李四/new/* 2>/dev/null | head -n 1)
+	say "Step 4. On mx.xn--fsqu00a.xn--0zwm56d the mailbox of 李四 is a Maildir" \
+	    "        whose name is UTF-8 (ls $(basename "$RUN")/zh/mail):"
+	ls "$RUN/zh/mail" | show
+	say "        and the message in it, new/$(basename "${lisi:-none}") (Received: ... with UTF8SMTP):"
+	[ -n "$lisi" ] && show <"$lisi"
+	say ""
+
+	say "Step 5. To wang@legacy.example.com, the old server.  张三@例子.测试 has no" \
+	    "        ASCII form (RFC 6531 3.5), and an address is never downgraded:"
+	zh_message 张三@例子.测试 'wang@legacy.example.com' '老王，' |
+		"$TOP/smtp_send" -R "$dns" -P "$port" -H zhangsan-laptop.example.org -f 张三@例子.测试 wang@legacy.example.com 2>&1 |
+		sed 's/^smtp_send: //' | show
+	say ""
+
+	say "Step 6. So 张三 writes from his ASCII alias, zhangsan@xn--fsqu00a.xn--0zwm56d" \
+	    "        (the same domain, spelt in A-labels).  Now only the header and the body" \
+	    "        are UTF-8, and smtp_send fits them to the old server: the header as" \
+	    "        RFC 2047 encoded-words, the body as quoted-printable (RFC 2045 6.7):"
+	zh_message zhangsan@xn--fsqu00a.xn--0zwm56d '老王 <wang@legacy.example.com>' '老王，' |
+		"$TOP/smtp_send" -v -R "$dns" -P "$port" -H zhangsan-laptop.example.org \
+			-f zhangsan@xn--fsqu00a.xn--0zwm56d wang@legacy.example.com 2>&1 |
+		tee "$RUN/client/2-legacy.log" | sed 's/^smtp_send: //' | show
+	say ""
+
+	wang=$(ls "$RUN"/legacy/mail/wang/new/* 2>/dev/null | head -n 1)
+	say "Step 7. The message in wang's Maildir on mx.legacy.example.com, new/$(basename "${wang:-none}"):"
+	[ -n "$wang" ] && show <"$wang"
+	say "        Every byte is ASCII: =?UTF-8?B?...?= is base64 of UTF-8 (RFC 2047 4.1)," \
+	    "        =E4=BD=A0 are the three bytes of 你 (quoted-printable)." ""
+
+	say "Step 8. Both messages as a mail program reads them$([ -x /usr/bin/python3 ] && echo " (Python's email package)" ||
+		{ command -v mshow >/dev/null 2>&1 && echo " (mshow, mblaze)"; }):"
+	say "        李四's copy:"
+	[ -n "$lisi" ] && read_mail "$lisi" | show
+	say "        wang's copy:"
+	[ -n "$wang" ] && read_mail "$wang" | show
+	say ""
+
+	say "Step 9. Stopping every process the demo started (by pid):"
+	down | show
+	out=
+	if [ -n "$lisi" ] && [ -n "$wang" ] && [ -x /usr/bin/python3 ]; then
+		[ "$(read_mail "$lisi" | sed -n '/^Subject/,$p')" = "$(read_mail "$wang" | sed -n '/^Subject/,$p' | sed 's/老王/李四/')" ] &&
+			out="the same Chinese text"
+	elif [ -n "$lisi" ] && [ -n "$wang" ]; then
+		out="decode them to compare"
+	fi
+	if [ -n "$out" ]; then
+		say "" "Result: both arrived (李四's with SMTPUTF8, wang's downgraded), $out."
+		return 0
+	fi
+	say "" "Result: FAILED, a message is missing. Logs: $RUN/*/log"
+	return 1
+}
+
 case ${1:-} in
 up) up $HOSTS && status && hints ;;
 down) down ;;
@@ -302,5 +449,6 @@ status) status ;;
 stop) [ -n "${2:-}" ] && stop_pid_file "$RUN/$2/pid" && status ;;
 start) [ -n "${2:-}" ] && h=$2 && shift 2 && up && start_host "$h" "$@" && status ;;
 demo) demo ;;
-*) sed -n '2,24p' "$0"; exit 2 ;;
+demo-zh) demo_zh ;;
+*) sed -n '2,31p' "$0"; exit 2 ;;
 esac

@@ -1,8 +1,8 @@
 # shellcheck shell=bash
 # tests/groups/teaching.sh, sourced by test.sh
 # the teaching layer: make demo, the lab, the ladder, NOTES.md's figures
-# Groups: demo lab notes
-TEST_GROUPS+=(demo lab notes)
+# Groups: demo demo_zh lab notes
+TEST_GROUPS+=(demo demo_zh lab notes)
 
 # ---- tests: the teaching layer ------------------------------------------------------
 
@@ -123,17 +123,65 @@ mx2->mail 221" "$(echo "$ladder" | ladder_arrows)"
 	mv "$T/demo/client.off" "$T/demo/client"
 }
 
+# make demo-zh (issue 10): the Chinese message to a server with SMTPUTF8
+# and to an old one, every step shown, both read back alike.
+t_demo_zh() {
+	local out rc step
+	out=$(LAB_DIR=$T/demozh LAB_PORT=0 LAB_DNS_PORT=0 ./lab/lab.sh demo-zh 2>&1); rc=$?
+	check "make demo-zh: both messages arrive and read the same, exit 0" \
+		"0|Result: both arrived (李四's with SMTPUTF8, wang's downgraded), the same Chinese text." \
+		"$rc|$(echo "$out" | tail -n 1)"
+	check "demo-zh: nine numbered steps" "1 2 3 4 5 6 7 8 9" \
+		"$(echo "$out" | sed -n 's/^Step \([0-9]\)\..*/\1/p' | tr '\n' ' ' | sed 's/ $//')"
+	step() { echo "$out" | sed -n "/^Step $1\\./,/^Step $(($1 + 1))\\./p"; }
+	check "demo-zh: 例子.测试 is looked up by its A-labels (-M, and the query in -v)" \
+		"    |   例子.测试 is xn--fsqu00a.xn--0zwm56d in DNS (A-labels: the Punycode of each label, RFC 3492)
+    | dns: xn--fsqu00a.xn--0zwm56d MX? -> ok (1 records)" \
+		"$(step 2 | grep 'is xn--'; step 3 | grep 'dns: xn--fsqu00a.xn--0zwm56d MX?' | sed 's/ from .*//')"
+	check "demo-zh: SMTPUTF8 in the EHLO reply and in MAIL FROM" \
+		"    | S: 250-SMTPUTF8
+    | C: MAIL FROM:<张三@例子.测试> SIZE=<n> BODY=8BITMIME SMTPUTF8" \
+		"$(step 3 | grep -E '^    \| (S: 250-SMTPUTF8|C: MAIL)' | sed 's/SIZE=[0-9]*/SIZE=<n>/')"
+	check "demo-zh: 李四's Maildir has a UTF-8 name, the message came with UTF8SMTP" \
+		"    | 李四|1" "$(step 4 | grep -x '    | 李四')|$(step 4 | grep -c 'by mx.xn--fsqu00a.xn--0zwm56d with UTF8SMTP id')"
+	check "demo-zh: the old server: no address downgrade (553 5.6.7 for 张三@例子.测试)" \
+		"    | <wang@legacy.example.com> failed relay=mx.legacy.example.com[127.0.0.7]:<port> reply=\"553 5.6.7 non-ASCII sender, server does not offer SMTPUTF8\"" \
+		"$(step 5 | grep failed | sed 's/:[0-9]* reply/:<port> reply/')"
+	check "demo-zh: for the old server -v names the header downgrade and the quoted-printable body" \
+		"    | header downgraded to RFC 2047 for mx.legacy.example.com[127.0.0.7]:<port>
+    | body converted to quoted-printable for mx.legacy.example.com[127.0.0.7]:<port>" \
+		"$(step 6 | grep -E 'downgraded|converted' | sed 's/:[0-9]*$/:<port>/')"
+	check "demo-zh: wang's stored copy: Subject as encoded-words, the body quoted-printable" \
+		"    | From: =?UTF-8?B?5byg5LiJ?= <zhangsan@xn--fsqu00a.xn--0zwm56d>
+    | To: =?UTF-8?B?6ICB546L?= <wang@legacy.example.com>
+    | Subject: =?UTF-8?B?5L2g5aW977yB6L+Z5piv5LiA5bCB5Lit5paH6YKu5Lu2?=
+    | Content-Transfer-Encoding: quoted-printable
+    | =E8=80=81=E7=8E=8B=EF=BC=8C=E4=BD=A0=E5=A5=BD=EF=BC=9A" \
+		"$(step 7 | grep -E '^    \| (From|To|Subject|Content-Transfer-Encoding):|^    \| =E8=80')"
+	if [ -x /usr/bin/python3 ]; then
+		check "demo-zh: read back by Python's email package, both say the same" \
+			"    | Subject: 你好！这是一封中文邮件
+    | Subject: 你好！这是一封中文邮件
+    | From: 张三 <zhangsan@xn--fsqu00a.xn--0zwm56d>" \
+			"$(step 8 | grep '^    | Subject:'; step 8 | grep '^    | From: 张三 <zhangsan')"
+	else
+		skip "demo-zh read back by Python: /usr/bin/python3 is not installed"
+	fi
+	check "demo-zh: every process it started is stopped, and it says so" "0|3" \
+		"$(procs_in "$T/demozh")|$(step 9 | grep -c '| lab: stopped ')"
+}
+
 t_lab() {
 	local out port zpid zparent
 	out=$(LAB_DIR=$T/lab LAB_PORT=0 LAB_DNS_PORT=0 ./lab/lab.sh up 2>&1)
-	check "lab up: DNS and three mail hosts up" "4" "$(echo "$out" | grep -c ' up$')"
+	check "lab up: DNS and five mail hosts up" "6" "$(echo "$out" | grep -c ' up$')"
 	port=$(cat "$T/lab/port")
 	out=$(printf 'HELO c\nMAIL FROM:<x@example.net>\nRCPT TO:<alice@example.org>\nDATA\nhi\n.\nQUIT\n' |
 		SMTP_HOST=127.0.0.2 smtp "$port" | codes | tr '\n' ' ')
 	check "lab: mail.example.org takes mail for alice" "220 250 250 250 354 250 221 |1" \
 		"$out|$(count_files "$T/lab/mail/mail/alice/new")"
 	out=$(LAB_DIR=$T/lab ./lab/lab.sh stop mx1)
-	check "lab stop mx1: only that host stops, and it says so" "3|lab: stopped mx1.example.net" \
+	check "lab stop mx1: only that host stops, and it says so" "5|lab: stopped mx1.example.net" \
 		"$(LAB_DIR=$T/lab ./lab/lab.sh status | grep -c ' up$')|$(echo "$out" | head -n 1 | sed 's/ (pid [0-9]*)//')"
 
 	# make demo while make lab-up runs: one line, nothing started, nothing deleted
@@ -152,9 +200,11 @@ t_lab() {
 	out=$(LAB_DIR=$T/lab ./lab/lab.sh down | sed 's/(pid [0-9]*)/(pid N)/')
 	check "lab down: says what it stopped, tells a zombie from a live daemon" \
 		"lab: stopped DNS server (pid N)
+lab: stopped mx.legacy.example.com (pid N)
 lab: stopped mail.example.org (pid N)
 lab: mx1.example.net (pid N) had already exited: a zombie, waiting for its parent to reap it
-lab: stopped mx2.example.net (pid N)" "$out"
+lab: stopped mx2.example.net (pid N)
+lab: stopped mx.xn--fsqu00a.xn--0zwm56d (pid N)" "$out"
 	stop_pid "$zparent"
 	check "lab down: nothing left running" "0" "$(procs_in "$T/lab")"
 	check "lab down again: says there is nothing to stop" "lab: nothing was running in $T/lab" \
