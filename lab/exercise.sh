@@ -6,8 +6,9 @@
 #   lab/exercise.sh -l       list the exercises NOTES.md has
 #
 # The commands are read from NOTES.md itself, from the fenced block
-# "```sh exercise-N" (and "```sh lab-setup" before every exercise but the
-# first), so they cannot drift from the text.  They run in order in one
+# "```sh exercise-N" (and "```sh lab-setup" before every exercise that
+# does not start with a make demo, which brings its own lab), so they
+# cannot drift from the text.  They run in order in one
 # bash, in the top directory, on a private lab: its own LAB_DIR and free
 # ports (LAB_PORT=0, LAB_DNS_PORT=0).  What NOTES writes for the lab you
 # start yourself is translated, and nothing else:
@@ -249,24 +250,48 @@ check_14() {
 	claim 1 present "$(out 2)" 2-
 	claim 2 in_order "$(out 2)"
 }
+check_15() {
+	expect_bullets 4
+	claim 1 lines "$(out 1 | tail -n 1)"
+	claim 2 in_order "$(section "$(out 1)" '^Step 2' '^Step 4')"
+	claim 3 present "$(section "$(out 1)" '^Step 4' '^Step 5')"
+	claim 4 in_order "$(section "$(out 1)" '^Step 7' '^Step 8')"
+}
+check_16() {
+	expect_bullets 3
+	claim 1 in_order "$(out 1)"
+	claim 2 present "$(out 2)"
+	claim 3 in_order "$(out 3)"
+}
+check_17() {
+	expect_bullets 4
+	claim 1 in_order "$(out 2)"
+	claim 2 in_order "$(out 2)"
+	claim 3 absent "$(out 2)"
+	claim 4 in_order "$(out 3)"
+}
+check_18() {
+	expect_bullets 2
+	claim 1 in_order "$(out 1)"
+	claim 2 lines "$(out 2)"
+}
 
 # ---- run -------------------------------------------------------------------------
 
 [ -n "$(block "exercise-$N")" ] || { echo "exercise $N: NOTES.md has no such exercise" >&2; exit 2; }
 declare -F "check_$N" >/dev/null || { echo "exercise $N: lab/exercise.sh has no check for it" >&2; exit 2; }
-if [ "$N" = 13 ]; then
-	for tool in mlist mscan mshow /usr/bin/python3; do
-		command -v "$tool" >/dev/null 2>&1 ||
-			{ echo "exercise $N: skipped: $tool is not installed (Debian: mblaze, python3)"; exit 77; }
-	done
-fi
+case $N in 13) tools="mlist mscan mshow /usr/bin/python3" ;; 15 | 18) tools=/usr/bin/python3 ;; *) tools= ;; esac
+for tool in $tools; do
+	command -v "$tool" >/dev/null 2>&1 ||
+		{ echo "exercise $N: skipped: $tool is not installed (Debian: mblaze, python3)"; exit 77; }
+done
 for t in smtpd smtp_send tests/dnsd tests/chat tests/fakesmtp; do
 	[ -x "$TOP/$t" ] || { echo "exercise $N: run make first" >&2; exit 2; }
 done
 bullets >"$W/bullets"
 {
 	echo "W='$W'"
-	[ "$N" = 1 ] || block lab-setup | translate s
+	block "exercise-$N" | head -n 1 | grep -q '^\$ make demo' || block lab-setup | translate s
 	block "exercise-$N" | translate
 } >"$W/script"
 # the setup commands write to out/s1, out/s2...; the exercise's to out/1, out/2...

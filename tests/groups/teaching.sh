@@ -212,7 +212,7 @@ lab: stopped mx.xn--fsqu00a.xn--0zwm56d (pid N)" "$out"
 }
 
 t_notes() {
-	local want have
+	local want have term
 	want=$(./lab/transcript.sh)
 	have=$(sed -n '/<!-- transcript:begin -->/,/<!-- transcript:end -->/p' NOTES.md | sed -e '1,2d' -e '$d' | sed '$d')
 	check "NOTES.md holds the transcript the programs print today (lab/transcript.sh)" "$want" "$have"
@@ -234,4 +234,24 @@ t_notes() {
 	check "NOTES: the glossary has the terms issue 11 asks for" "" \
 		"$(for term in 规范名称记录 邮件别名 信封发件人 信头发件人 信封收件人 信头收件人 智能主机 回车换行 '会话 / 事务' 扩展 中继主机 守护进程 后台程序 返回路径 邮件列表; do
 			sed -n '/^## Part 5:/,/^## Part 6:/p' NOTES.md | grep -q "^| .*| .*$term" || echo "missing: $term"; done)"
+
+	# issue 10: the part on Chinese mail, its worked examples true
+	check "NOTES: the glossary has the terms issue 10 asks for" "" \
+		"$(for term in 字符集 编码 多用途互联网邮件扩展 国际化域名 国际化邮箱地址 '降级'; do
+			sed -n '/^## Part 5:/,/^## Part 6:/p' NOTES.md | grep -q "^| .*| .*$term" || echo "missing: $term"; done)"
+	check "NOTES Part 9: its topics, each with a 中文要点" "6|6" \
+		"$(sed -n '/^# Part 9:/,$p' NOTES.md | grep -c -E '^### (Bytes and characters|MIME: charset|RFC 2047 encoded-words|SMTPUTF8 and UTF-8 headers|IDN and Punycode|What each downgrade loses)')|$(sed -n '/^# Part 9:/,$p' NOTES.md | grep -c '^中文要点：')"
+	if [ -x /usr/bin/python3 ]; then
+		want=$(/usr/bin/python3 -c 'import base64, quopri, sys
+t = "你好".encode()
+print(quopri.encodestring(t).decode().strip(), base64.b64encode(t).decode(), "例子".encode("punycode").decode(),
+      "你".encode().hex(" ").upper())')
+		have=$(sed -n '/^# Part 9:/,$p' NOTES.md | sed -n -e 's/^ *你好  ->  \(=[=0-9A-F]*\)$/\1/p' \
+			-e 's/^ *你好 is `\([^`]*\)`.*/\1/p' -e 's/^ *result: \([a-z0-9]*\), so 例子 is xn--.*/\1/p' \
+			-e 's/^ *1110 0100   10 111101   10 100000      = \(E4 BD A0\)$/\1/p' | tr '\n' ' ' | sed 's/ $//')
+		check "NOTES Part 9: 你好 in quoted-printable and base64, 例子 in Punycode, 你 in UTF-8, as Python computes them" \
+			"$(echo "$want" | awk '{ print $4 " " $5 " " $6, $1, $2, $3 }')" "$have"
+	else
+		skip "NOTES Part 9's worked examples against Python: /usr/bin/python3 is not installed"
+	fi
 }
