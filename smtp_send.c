@@ -167,9 +167,9 @@ static char log_prefix[160];    /* "<entry id>: " while a queue entry is worked 
 
 static size_t utf8_decode(const unsigned char *p, size_t n, unsigned long *cp);
 
-/* text into out[] with control bytes but tab, and bytes that are not
- * UTF-8, written as \xHH; cut short rather than overflow.  Returns the
- * length. */
+/* text into out[] with control bytes but tab, the C1 controls (U+0080-
+ * 009F: some terminals obey them) and bytes that are not UTF-8 written as
+ * \xHH; cut short rather than overflow.  Returns the length. */
 static size_t escape_text(const char *text, char *out, size_t size)
 {
 	size_t n = 0, i, len;
@@ -178,7 +178,7 @@ static size_t escape_text(const char *text, char *out, size_t size)
 	for (i = 0; text[i] && n + 5 < size; i += len) {
 		unsigned char c = (unsigned char)text[i];
 		len = c > 127 ? utf8_decode((const unsigned char *)text + i, strnlen(text + i, 4), &cp) : 1;
-		if ((c < 32 && c != '\t') || c == 127 || len == 0) {
+		if ((c < 32 && c != '\t') || c == 127 || len == 0 || (c > 127 && cp < 0xA0)) {
 			n += (size_t)snprintf(out + n, size - n, "\\x%02x", c);
 			len = 1;
 		} else if (n + len + 5 < size) {

@@ -105,6 +105,8 @@ cut-short \xe4\xbd
 KINDS
 	out=$("$SEND" -R "$DNS" -M "$(printf 'x\xff.test')"); rc=$?
 	check "-M with a name that is not UTF-8: 553 5.1.3, exit 65" "65|  -> permanent failure (5.1.3)" "$rc|$(echo "$out" | tail -n 1)"
+	out=$(printf 'x\n' | "$SEND" -S 127.0.0.1:9 -T 1 -f s@c.test "$(printf '\xe5\xbc\xa0u\xc2\x9b@x.test')" 2>&1 | cut -d' ' -f2)
+	check "logs: UTF-8 as it is, a C1 control (U+009B, a terminal's CSI) escaped" '<张u\xc2\x9b@x.test>' "$out"
 	stop_pid "$DPID"
 	stop_pid "$fake_pid"
 }
@@ -407,26 +409,28 @@ byte-F5 \xf5\x80\x80\x80
 stray-continuation \x80
 cut-short \xe4\xbd
 KINDS
-	for line in 'NOOP 你好' 'VRFY 张三' 'MAIL FROM:<a@b.test> SIZE=你好' 'MAIL 你好FROM:<a@b.test>' 'HELO 例子.测试'; do
+	for line in 'NOOP 你好' 'VRFY 张三' 'VRFY <张三@例子.测试>' 'NOOP <你好>' 'MAIL FROM:<a@b.test> SIZE=你好' \
+		'MAIL 你好FROM:<a@b.test>' 'HELO 例子.测试'; do
 		want+="500 5.5.2 Commands are 7-bit ASCII without NUL bytes"$'\n'
 		printf '%s\r\n' "$line"
 	done >"$T/intlbytes/lines"
 	out=$({ printf 'EHLO c\r\n'; cat "$T/intlbytes/lines"; printf 'QUIT\r\n'; } | "$CHAT" -l 127.0.0.1 "$PORT" | norm | sed 1,8d)
-	check "UTF-8 outside the address of MAIL or RCPT: 500 5.5.2, as before SMTPUTF8" \
+	check "UTF-8 outside the address of MAIL or RCPT (in VRFY's <...> too): 500 5.5.2, as before SMTPUTF8" \
 		"${want}221 2.0.0 mx.test closing connection" "$out"
 	stop_pid "$SPID"
 }
 
 t_intl_domains() {
-	# RFC 5890 2.3.2.4: a U-label and its A-label are one label
+	# RFC 5890 2.3.2.4: a U-label and its A-label are one label (no relaying
+	# here: a domain that is not local gets 554, not a 250 for the queue)
 	local dom opt out
 	for opt in 例子.测试 xn--fsqu00a.xn--0zwm56d XN--FSQU00A.xn--0ZWM56D; do
-		start_smtpd intldom -m mail -d "$opt"
+		start_smtpd intldom -m mail -d "$opt" -r 192.0.2.0/24
 		mkdir -p "$T/intldom/mail/bob"
-		out=$(for dom in 例子.测试 xn--fsqu00a.xn--0zwm56d Xn--FSQU00A.XN--0zwm56d 例子.xn--0zwm56d; do
-			printf 'EHLO c\nMAIL FROM:<a@b.test> SMTPUTF8\nRCPT TO:<bob@%s>\nQUIT\n' "$dom" | smtp "$PORT" -l | codes | sed -n 9p
+		out=$(for dom in 例子.测试 xn--fsqu00a.xn--0zwm56d Xn--FSQU00A.XN--0zwm56d 例子.xn--0zwm56d 例字.测试; do
+			printf 'EHLO c\nMAIL FROM:<a@b.test> SMTPUTF8\nRCPT TO:<bob@%s>\nQUIT\n' "$dom" | smtp "$PORT" -l | codes | sed -n 10p
 		done | tr '\n' ' ')
-		check "-d $opt: bob@ each form of the domain is local" "250 250 250 250 " "$out"
+		check "-d $opt: bob@ each form of the domain is local, another name is not" "250 250 250 250 554 " "$out"
 		stop_pid "$SPID"
 	done
 	(cd "$T" && timeout 5 "$TOP/smtpd" -p 0 -d "$(printf 'x\xff.test')" 2>"$T/intldom/badd"); out=$?
