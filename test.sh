@@ -164,7 +164,7 @@ children_of() {
 
 # ---- run -------------------------------------------------------------------------
 
-for f in session addresses limits send resilience teaching; do
+for f in session addresses limits send resilience teaching interop; do
 	# shellcheck source=/dev/null
 	. "$TOP/tests/groups/$f.sh"
 done
