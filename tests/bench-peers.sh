@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# bench-peers.sh - make bench-peers: smtpd and a private Postfix under the
+# same loads, alternating in one run, with the machine's limits measured
+# in the same run.  Numbers, not a test.
+#
+# Load: Postfix's own generator, smtp-source, 4 KiB messages to one
+# Maildir user.  A message counts when its file is in new/.  Shapes:
+#   1 session, a connection per message      (BENCH_N1 messages, 500)
+#   1 session, one connection                (BENCH_N1)
+#   20 sessions, a connection per message    (BENCH_N20, 2000)
+#   20 sessions, one connection each         (BENCH_N20)
+#   relay: BENCH_RELAY (2000) messages over 5 sessions into each MTA, timed
+#     from the start of submission until one receiving smtpd has stored
+#     them all; for us smtpd queues, then smtp_send -q DIR -F -j N (N = 1
+#     and 4; N = 1 only if smtp_send has no -j); Postfix relays by itself.
+# Each shape runs BENCH_ROUNDS (3) times, smtpd and Postfix alternating
+# (who goes first changes each round), the machine's limits measured
+# before each shape and before the relay runs; the table shows medians.
+# The relay shape runs once.  Needs root (Postfix's master)
+# and the postfix package; leaves nothing running.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+TOP=$PWD
+ROUNDS=${BENCH_ROUNDS:-3}
+N1=${BENCH_N1:-500}
+N20=${BENCH_N20:-2000}
+NRELAY=${BENCH_RELAY:-2000}
+SIZE=4096
+PB=$TOP/tests/peerbench
+
+# shellcheck source=postfix.sh
+. "$TOP/tests/postfix.sh"
+
+if [ "$(id -u)" != 0 ] || ! command -v smtp-source >/dev/null || [ ! -x "$PF_MASTER" ]; then
+	echo "bench-peers: needs root and Debian's postfix package (postfix, smtp-source)" >&2
+	exit 1
+fi
+make -s all tests/peerbench || exit 1
+W=$(mktemp -d "${TMPDIR:-/tmp}/bench-peers.XXXXXX") || exit 1
+chmod 711 "$W"              # the postfix user walks down to its queue
+SERVERS=()
+PF_PID=
+cleanup() {
+	local p
+	[ -z "$PF_PID" ] || pf_stop "$PF_PID"
+	for p in "${SERVERS[@]}"; do
+		kill -TERM "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	rm -rf "$W"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+# smtpd_start NAME [options]: our server in $W/NAME on a free port;
+# sets PORT (empty if it did not start).
+smtpd_start() {
+	local dir=$W/$1 i; shift
+	mkdir -p "$dir"
+	(cd "$dir" && exec "$TOP/smtpd" -p 0 -c 40 -t 60 "$@") </dev/null >/dev/null 2>"$dir/log" &
+	SERVERS+=($!)
+	for ((i = 0; i < 200; i++)); do
+		grep -qs listening "$dir/log" && break
+		sleep 0.05
+	done
+	PORT=$(sed -n 's/.*listening.* port=\([0-9]*\).*/\1/p' "$dir/log")
+}
+
+maildir() { mkdir -p "$1/new" "$1/cur" "$1/tmp"; }
+empty() { find "$1" -mindepth 1 -maxdepth 1 -type f -delete; }
+
+# Postfix's queue is empty again (at most 30 s)
+pf_idle() {
+	local i
+	for ((i = 0; i < 600; i++)); do
+		[ -z "$(find "$W/pf/queue/incoming" "$W/pf/queue/active" "$W/pf/queue/maildrop" -type f 2>/dev/null | head -n 1)" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# rate DIR N COMMAND...: messages per second until DIR has N new files
+# ("-" if the load failed or did not finish in 300 s).
+rate() {
+	local dir=$1 n=$2 out; shift 2
+	out=$("$PB" wait "$dir" "$n" 300 "$@" 2>>"$W/load.err")
+	if [ $? -eq 0 ]; then
+		echo "$out" | awk -v n="$n" -F'[= ]' '{ printf "%.0f\n", n / $2 }'
+	else
+		echo "load failed: $* ($out)" >>"$W/load.err"
+		echo "-"
+	fi
+}
+
+# ---- the servers ------------------------------------------------------------------
+
+smtpd_start sink -n sink.test -m mail; sink_port=$PORT
+maildir "$W/sink/mail/x"
+smtpd_start ours -n bench.test -m mail; ours_port=$PORT
+maildir "$W/ours/mail/bench"
+smtpd_start relay -n relay.test -m mail -q queue; relay_port=$PORT
+for ((try = 0; try < 5; try++)); do
+	pf_port=$((20000 + RANDOM % 12000))
+	pf_listening "$pf_port" && continue
+	rm -rf "$W/pf"
+	pf_config "$W/pf" "$pf_port" "relayhost = [127.0.0.1]:$sink_port"
+	pf_start "$W/pf" && break
+	[ -z "$PF_PID" ] || pf_stop "$PF_PID"
+	PF_PID=
+done
+if [ -z "$ours_port" ] || [ -z "$sink_port" ] || [ -z "$relay_port" ] || [ -z "$PF_PID" ]; then
+	echo "bench-peers: a server did not start" >&2
+	cat "$W"/*/log "$W/pf/maillog" 2>/dev/null >&2
+	exit 1
+fi
+maildir "$W/pf/mail/bench"
+chown -R nobody "$W/pf/mail/bench"
+maildir "$W/limits"
+
+# ---- the loads ------------------------------------------------------------------------
+
+SHAPES=("1 session, a connection per message" "1 session, one connection"
+	"20 sessions, a connection per message" "20 sessions, one connection each")
+shape_args() {      # smtp-source options of shape 0..3
+	case $1 in
+	0) echo "-s 1 -m $N1" ;;
+	1) echo "-s 1 -m $N1 -d" ;;
+	2) echo "-s 20 -m $N20" ;;
+	3) echo "-s 20 -m $N20 -d" ;;
+	esac
+}
+shape_n() { case $1 in 0 | 1) echo "$N1" ;; *) echo "$N20" ;; esac; }
+
+load() {            # load PORT RCPT smtp-source-options...
+	local port=$1 rcpt=$2; shift 2
+	# shellcheck disable=SC2086
+	echo smtp-source "$@" -l "$SIZE" -M bench.client -f load@bench.client -t "$rcpt" "127.0.0.1:$port"
+}
+
+limits() {          # durable writes/s (1, 2, 20 writers), fork+exit+wait us
+	local w
+	for w in 1 2 20; do
+		empty "$W/limits/new"
+		"$PB" durable "$W/limits" "$w" 1 | sed 's/.*=//'
+	done
+	empty "$W/limits/new"
+	"$PB" fork 1000 | sed 's/.*=//'
+}
+
+run_ours() {        # run_ours SHAPE: messages/s into our smtpd
+	local n
+	n=$(shape_n "$1")
+	empty "$W/ours/mail/bench/new"
+	# shellcheck disable=SC2046
+	rate "$W/ours/mail/bench/new" "$n" $(load "$ours_port" bench@bench.test $(shape_args "$1"))
+}
+run_pf() {          # run_pf SHAPE: messages/s into Postfix
+	local n
+	n=$(shape_n "$1")
+	empty "$W/pf/mail/bench/new"
+	pf_idle
+	# shellcheck disable=SC2046
+	rate "$W/pf/mail/bench/new" "$n" $(load "$pf_port" bench@pf.test $(shape_args "$1"))
+}
+
+echo "make bench-peers: $(nproc 2>/dev/null || echo ?) cores, smtpd and Postfix $(postconf -d -h mail_version 2>/dev/null) alternating, $ROUNDS rounds"
+echo "(per shape: smtpd/s Postfix/s; the machine's limits measured before each shape)"
+: >"$W/results"
+for ((r = 1; r <= ROUNDS; r++)); do
+	line="round $r:"
+	for s in 0 1 2 3; do
+		echo "limits $s $(limits | tr '\n' ' ')" >>"$W/results"
+		# who goes first changes every round, so a drift of the disk
+		# does not always favour the same one
+		if [ $((r % 2)) = 1 ]; then
+			a=$(run_ours $s); b=$(run_pf $s)
+		else
+			b=$(run_pf $s); a=$(run_ours $s)
+		fi
+		echo "shape $s $a $b" >>"$W/results"
+		line="$line  $a/$b"
+	done
+	echo "$line"
+done
+
+# the relay shape: ours with -j 1 (and -j 4), Postfix between them
+mkdir -p "$W/jtest"
+"$TOP/smtp_send" -q "$W/jtest" -j 1 >/dev/null 2>&1
+if [ $? -eq 64 ]; then JOBS="1"; else JOBS="1 4"; fi
+relay_ours() {
+	local j=$1
+	empty "$W/sink/mail/x/new"
+	# shellcheck disable=SC2046
+	rate "$W/sink/mail/x/new" "$NRELAY" sh -c "$(load "$relay_port" x@sink.test -s 5 -m "$NRELAY" -d) >/dev/null &&
+		exec \"\$0\" -q \"\$1\" -F -H relay.test -S 127.0.0.1:$sink_port $( [ "$JOBS" = 1 ] || echo "-j $j" ) 2>>\"\$2\"" \
+		"$TOP/smtp_send" "$W/relay/queue" "$W/relay-run.log"
+}
+relay_pf() {
+	empty "$W/sink/mail/x/new"
+	pf_idle
+	# shellcheck disable=SC2046
+	rate "$W/sink/mail/x/new" "$NRELAY" $(load "$pf_port" x@sink.test -s 5 -m "$NRELAY" -d)
+}
+echo "limits relay $(limits | tr '\n' ' ')" >>"$W/results"
+j1=$(relay_ours 1)
+rp=$(relay_pf)
+j4=-
+[ "$JOBS" = 1 ] || j4=$(relay_ours 4)
+left=$(find "$W/relay/queue" -type f -path '*entries*' | wc -l)
+
+# ---- the table ---------------------------------------------------------------------------
+
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'; }
+col() { awk -v k="$1" -v s="$2" -v c="$3" '$1 == k && (s == "" || $2 == s) { print $c }' "$W/results" | grep -v '^-$' | median; }
+D1=$(col limits "" 3); D2=$(col limits "" 4); D20=$(col limits "" 5); FK=$(col limits "" 6)
+
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.0f%%", 100 * a / b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2fx", a / b }'; }
+
+# What bounds each shape: one session waits for each durable write in
+# turn (1 writer), and with a connection per message for a fork too;
+# 20 sessions write at once, and the file system commits their fsyncs
+# together (20 writers).  A relayed message is written durably twice.
+bound() {           # bound SHAPE: "limit/s|what"
+	case $1 in
+	0) awk -v d="$D1" -v f="$FK" 'BEGIN { printf "%.0f|1 writer + fork\n", 1 / (1 / d + f / 1e6) }' ;;
+	1) echo "$D1|1 writer" ;;
+	2 | 3) echo "$D20|20 writers" ;;
+	relay) awk -v d="$D20" 'BEGIN { printf "%.0f|20 writers, 2 writes\n", d / 2 }' ;;
+	esac
+}
+row() {             # row LABEL OURS POSTFIX BOUND-SPEC
+	local lim=${4%%|*} what=${4#*|}
+	printf '%-40s %9s %9s %7s  %-32s %6s %7s\n' "$1" "$2" "$3" "$(ratio "$2" "$3")" "$what ($lim/s)" \
+		"$(pct "$2" "$lim")" "$(pct "$3" "$lim")"
+}
+
+echo
+echo "machine (medians): durable writes/s: $D1 with 1 writer, $D2 with 2, $D20 with 20; fork+exit+wait: $FK us"
+echo "(a durable write: create in tmp/, write 4 KiB, fsync, rename into new/, fsync new/)"
+echo
+printf '%-40s %9s %9s %7s  %-32s %6s %7s\n' "shape (4 KiB messages)" "smtpd/s" "Postfix/s" "ratio" "bounding limit" "smtpd" "Postfix"
+for s in 0 1 2 3; do
+	row "${SHAPES[$s]}" "$(col shape $s 3)" "$(col shape $s 4)" "$(bound $s)"
+done
+row "relay $NRELAY over 5 sessions, -j 1" "$j1" "$rp" "$(bound relay)"
+if [ "$JOBS" = 1 ]; then
+	echo "relay, -j 4: smtp_send has no -j option yet"
+else
+	row "relay $NRELAY over 5 sessions, -j 4" "$j4" "$rp" "$(bound relay)"
+fi
+[ "$left" = 0 ] || echo "note: $left entries left in our relay queue"
+[ ! -s "$W/load.err" ] || { echo "load errors:"; head -n 20 "$W/load.err"; }

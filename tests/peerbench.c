@@ -1,0 +1,203 @@
+/*
+ * peerbench.c - the timing tools of make bench-peers (tests/bench-peers.sh)
+ *
+ *   peerbench wait DIR N SECONDS command [arg...]
+ *       run the command (the load), and time from its start until DIR
+ *       holds N more files than before (a message counts as delivered
+ *       when its file is in new/); prints "seconds=S files=F status=X"
+ *   peerbench durable DIR WRITERS SECONDS
+ *       the machine's durable writes per second, the way a Maildir
+ *       delivery does them: create DIR/tmp/NAME, write 4 KiB, fsync,
+ *       rename to DIR/new/NAME, fsync DIR/new; WRITERS processes at once;
+ *       prints "writes_per_sec=R"
+ *   peerbench fork N
+ *       fork + _exit + waitpid, N times; prints "usec_per_fork=U"
+ *
+ * Numbers, not a test.  DIR must be on the file system of the Maildirs.
+ */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WRITE_SIZE  4096    /* the benchmark's message size */
+#define POLL_NS  2000000L   /* 2 ms between looks at the directory */
+#define WRITERS_MAX    64
+
+static double now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Files in dir (every entry but . and ..); -1 if it cannot be read. */
+static long count_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	long n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			n++;
+	closedir(d);
+	return n;
+}
+
+static int cmd_wait(char **argv)
+{
+	const char *dir = argv[0];
+	long want = atol(argv[1]), before = count_files(dir), have = 0;
+	double limit = atof(argv[2]), t0 = now(), t = t0;
+	struct timespec pause = { 0, POLL_NS };
+	int status = -1, exited = 0;
+	pid_t pid;
+
+	if (before < 0) {
+		fprintf(stderr, "peerbench: %s: %s\n", dir, strerror(errno));
+		return 1;
+	}
+	if ((pid = fork()) < 0) {
+		perror("peerbench: fork");
+		return 1;
+	}
+	if (pid == 0) {
+		execvp(argv[3], argv + 3);
+		fprintf(stderr, "peerbench: %s: %s\n", argv[3], strerror(errno));
+		_exit(127);
+	}
+	while (t - t0 < limit) {
+		if (!exited && waitpid(pid, &status, WNOHANG) == pid)
+			exited = 1;
+		have = count_files(dir) - before;
+		t = now();
+		if (have >= want && exited)
+			break;
+		if (exited && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
+			break;          /* the load failed: no point in waiting */
+		nanosleep(&pause, NULL);
+	}
+	if (!exited) {
+		kill(pid, SIGTERM);
+		waitpid(pid, &status, 0);
+	}
+	printf("seconds=%.3f files=%ld status=%d\n", t - t0, have,
+	       WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	return have >= want && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+}
+
+/* One writer: durable writes into dir until the deadline; returns how many. */
+static long durable_writer(const char *dir, int id, double deadline)
+{
+	char buf[WRITE_SIZE], tmp[4096], new[4096], newdir[4096];
+	long n = 0;
+	int dfd;
+
+	memset(buf, 'x', sizeof buf);
+	snprintf(newdir, sizeof newdir, "%s/new", dir);
+	if ((dfd = open(newdir, O_RDONLY)) < 0)
+		return -1;
+	while (now() < deadline) {
+		int fd;
+		snprintf(tmp, sizeof tmp, "%s/tmp/w%d.%ld", dir, id, n);
+		snprintf(new, sizeof new, "%s/new/w%d.%ld", dir, id, n);
+		if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0 ||
+		    write(fd, buf, sizeof buf) != (ssize_t)sizeof buf || fsync(fd) < 0 ||
+		    close(fd) < 0 || rename(tmp, new) < 0 || fsync(dfd) < 0) {
+			perror("peerbench: durable write");
+			return -1;
+		}
+		n++;
+	}
+	close(dfd);
+	return n;
+}
+
+static int cmd_durable(char **argv)
+{
+	const char *dir = argv[0];
+	int writers = atoi(argv[1]), i, failed = 0;
+	double secs = atof(argv[2]), t0, deadline;
+	int pipes[WRITERS_MAX][2];
+	long total = 0;
+
+	if (writers < 1 || writers > WRITERS_MAX || secs <= 0)
+		return 2;
+	t0 = now();
+	deadline = t0 + secs;
+	for (i = 0; i < writers; i++) {
+		pid_t pid;
+		if (pipe(pipes[i]) < 0 || (pid = fork()) < 0) {
+			perror("peerbench");
+			return 1;
+		}
+		if (pid == 0) {
+			long n = durable_writer(dir, i, deadline);
+			_exit(write(pipes[i][1], &n, sizeof n) == (ssize_t)sizeof n ? 0 : 1);
+		}
+		close(pipes[i][1]);
+	}
+	for (i = 0; i < writers; i++) {
+		long n = -1;
+		if (read(pipes[i][0], &n, sizeof n) != (ssize_t)sizeof n || n < 0)
+			failed = 1;
+		else
+			total += n;
+		close(pipes[i][0]);
+		wait(NULL);
+	}
+	if (failed)
+		return 1;
+	printf("writes_per_sec=%.0f\n", (double)total / (now() - t0));
+	return 0;
+}
+
+static int cmd_fork(char **argv)
+{
+	long n = atol(argv[0]), i;
+	double t0 = now();
+
+	for (i = 0; i < n; i++) {
+		pid_t pid = fork();
+		if (pid < 0) {
+			perror("peerbench: fork");
+			return 1;
+		}
+		if (pid == 0)
+			_exit(0);
+		if (waitpid(pid, NULL, 0) < 0) {
+			perror("peerbench: waitpid");
+			return 1;
+		}
+	}
+	printf("usec_per_fork=%.1f\n", (now() - t0) * 1e6 / (double)n);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 6 && !strcmp(argv[1], "wait"))
+		return cmd_wait(argv + 2);
+	if (argc == 5 && !strcmp(argv[1], "durable"))
+		return cmd_durable(argv + 2);
+	if (argc == 3 && !strcmp(argv[1], "fork"))
+		return cmd_fork(argv + 2);
+	fprintf(stderr, "usage: peerbench wait DIR N SECONDS command [arg...]\n"
+		"       peerbench durable DIR WRITERS SECONDS\n"
+		"       peerbench fork N\n");
+	return 2;
+}
