@@ -284,7 +284,7 @@ exit 68"
 		fi
 		# issue 9 point 4: sort all MX records, then keep the best 16
 		check "$server: of 40 MX records listed worst first, -M keeps the best 16" "$big_best
-exit 0" "$(routes "$dns" big.example.org)"
+exit 0" "$(routes "$dns" big.example.org | grep -E '^(route|  MX records|    [0-9]+ |exit)')"
 		# a delivery: bob@cs.example.net, through the CNAME to mx1.example.net
 		rm -rf "$d/smtpd"
 		start_smtpd ipdns/smtpd -a 127.0.0.3 -m mail -d example.net -d cs.example.net
@@ -314,6 +314,9 @@ strip_trace() {
 	     { top = 0; print }' top=1 "$@"
 }
 body_of() { sed '1,/^$/d' "$@"; }       # after the first empty line
+# smtp_send's word for a recipient the next server took: "sent" since
+# issue 11 (as Postfix's status=sent), "delivered" before
+sent_words() { sed 's/^\(smtp_send: <[^>]*>\) delivered relay=/\1 sent relay=/' "$@"; }
 since() { tail -n +"$(($2 + 1))" "$1"; }  # since FILE LINES: lines after the first LINES
 lines() { wc -l <"$1" | tr -d ' '; }
 
@@ -367,7 +370,7 @@ t_interop_postfix() {
 	interop_message direct >"$d/m1"
 	"$SEND" -H client.test -f carol@ours.test -S "$pf" alice@pf.test <"$d/m1" 2>"$d/m1.err"; rc=$?
 	poll 200 test "$(pf_count alice)" = 1
-	check "Postfix next hop: delivered, exit 0" "0|1" "$rc|$(grep -c '<alice@pf.test> delivered' "$d/m1.err")"
+	check "Postfix next hop: sent, exit 0" "0|1" "$rc|$(grep -cE '<alice@pf.test> (delivered|sent) ' "$d/m1.err")"
 	check "Postfix next hop: it stores our message byte for byte (under its trace headers)" \
 		"$(tr -d '\r' <"$d/m1" | od -c)" "$(strip_trace "$(pf_files alice)" | od -c)"
 
@@ -376,11 +379,11 @@ t_interop_postfix() {
 		"$SEND" -H client.test -f carol@ours.test -S "$pf" bob@pf.test busy@pf.test nobody@pf.test 2>"$d/m2.err"; rc=$?
 	check "Postfix next hop: 250, 450 and 550 recipients; exit 69 (a permanent failure wins)" \
 "69
-smtp_send: <bob@pf.test> delivered relay=127.0.0.1[127.0.0.1]:P reply=\"250 2.0.0 Ok: queued as ID\"
+smtp_send: <bob@pf.test> sent relay=127.0.0.1[127.0.0.1]:P reply=\"250 2.0.0 Ok: queued as ID\"
 smtp_send: <busy@pf.test> deferred relay=127.0.0.1[127.0.0.1]:P reply=\"450 4.2.1 <busy@pf.test>: Recipient address rejected: mailbox busy, try later\"
 smtp_send: <nobody@pf.test> failed relay=127.0.0.1[127.0.0.1]:P reply=\"550 5.1.1 <nobody@pf.test>: Recipient address rejected: User unknown in virtual mailbox table\"" \
 		"$rc
-$(sed -e "s/:$PF_PORT /:P /" -e 's/queued as [^"]*/queued as ID/' "$d/m2.err")"
+$(sent_words "$d/m2.err" | sed -e "s/:$PF_PORT /:P /" -e 's/queued as [^"]*/queued as ID/')"
 
 	# 3. smtpd_recipient_limit = 4, and six recipients.  Issue 9 point 10:
 	# the 452 ones go in a second transaction on the same connection.
@@ -389,7 +392,7 @@ $(sed -e "s/:$PF_PORT /:P /" -e 's/queued as [^"]*/queued as ID/' "$d/m2.err")"
 		"$SEND" -H client.test -f carol@ours.test -S "$pf" alice@pf.test bob@pf.test carol@pf.test \
 			dave@pf.test erin@pf.test frank@pf.test 2>"$d/m3.err"; rc=$?
 	check "Postfix next hop: recipient limit 4 (452), six recipients: all delivered over one connection" "0|6|1" \
-		"$rc|$(grep -c '> delivered' "$d/m3.err")|$(since "$PF/maillog" "$mark" | grep -c 'smtpd.*: connect from')"
+		"$rc|$(grep -cE '> (delivered|sent) ' "$d/m3.err")|$(since "$PF/maillog" "$mark" | grep -c 'smtpd.*: connect from')"
 
 	# 4. over message_size_limit: 552 at MAIL (SIZE=), a permanent failure
 	{ printf 'Subject: too big\r\n\r\n'; for ((f = 0; f < 2500; f++)); do printf '%060d\r\n' "$f"; done; } >"$d/m4"
@@ -583,6 +586,10 @@ ZONE
 			"$n messages, $(grep -l '^Content-Type: multipart/report' $(for f in $dirs; do find "$f/new" -type f; done) | wc -l | tr -d ' ') bounces" "$out"
 	fi
 	if peer mblaze mblaze mlist mshow; then
+		# mblaze's state (sequence, current message) in the test, not in ~/.mblaze
+		export MBLAZE=$d/mblaze
+		mkdir -p "$MBLAZE"
+		: >"$MBLAZE/seq"
 		check "mblaze: mlist lists all $n messages" "$n" "$(mlist $dirs | wc -l | tr -d ' ')"
 		out=$(mlist $dirs | while read -r f; do mshow "$f" >/dev/null 2>"$d/mshow.err" || echo "$f: exit $?"; [ -s "$d/mshow.err" ] && cat "$d/mshow.err"; done)
 		check "mblaze: mshow shows every message without a complaint" "" "$out"
