@@ -48,7 +48,7 @@ fuzz:
 tests/bench: tests/bench.c tests/client.h
 	$(CC) $(WARN) $(CFLAGS) -o $@ tests/bench.c $(LDFLAGS)
 
-tests/peerbench: tests/peerbench.c
+tests/peerbench: tests/peerbench.c tests/client.h
 	$(CC) $(WARN) $(CFLAGS) -o $@ tests/peerbench.c $(LDFLAGS)
 
 # a mail's whole journey on a loopback internet, step by step

@@ -58,7 +58,8 @@ smtpd_start() {
 	local dir=$W/$1 i; shift
 	mkdir -p "$dir"
 	(cd "$dir" && exec "$TOP/smtpd" -p 0 -c 40 -t 60 "$@") </dev/null >/dev/null 2>"$dir/log" &
-	SERVERS+=($!)
+	SPID=$!
+	SERVERS+=("$SPID")
 	for ((i = 0; i < 200; i++)); do
 		grep -qs listening "$dir/log" && break
 		sleep 0.05
@@ -67,7 +68,18 @@ smtpd_start() {
 }
 
 maildir() { mkdir -p "$1/new" "$1/cur" "$1/tmp"; }
-empty() { find "$1" -mindepth 1 -maxdepth 1 -type f -delete; }
+# fresh DIR: an empty DIR (same owner), the old one moved aside.  Nothing
+# is deleted during the run: on ext4 without a journal (this kind of
+# virtual machine) every file created after many deletions pays for a
+# scan past the recently freed inodes, so deleting here would slow
+# down whichever run comes next.  cleanup removes everything at the end.
+fresh() {
+	local owner
+	owner=$(stat -c %u "$1")
+	mv "$1" "$(mktemp -d "$W/away/XXXXXX")/"
+	mkdir -m 700 "$1"
+	chown "$owner" "$1"
+}
 
 # Postfix's queue is empty again (at most 30 s)
 pf_idle() {
@@ -96,7 +108,7 @@ rate() {
 
 smtpd_start sink -n sink.test -m mail; sink_port=$PORT
 maildir "$W/sink/mail/x"
-smtpd_start ours -n bench.test -m mail; ours_port=$PORT
+smtpd_start ours -n bench.test -m mail; ours_port=$PORT; ours_pid=$SPID
 maildir "$W/ours/mail/bench"
 smtpd_start relay -n relay.test -m mail -q queue; relay_port=$PORT
 for ((try = 0; try < 5; try++)); do
@@ -115,7 +127,7 @@ if [ -z "$ours_port" ] || [ -z "$sink_port" ] || [ -z "$relay_port" ] || [ -z "$
 fi
 maildir "$W/pf/mail/bench"
 chown -R nobody "$W/pf/mail/bench"
-maildir "$W/limits"
+mkdir -p "$W/away"
 
 # ---- the loads ------------------------------------------------------------------------
 
@@ -138,30 +150,50 @@ load() {            # load PORT RCPT smtp-source-options...
 }
 
 limits() {          # durable writes/s (1, 2, 20 writers), fork+exit+wait us
-	local w
+	local w d
 	for w in 1 2 20; do
-		empty "$W/limits/new"
-		"$PB" durable "$W/limits" "$w" 1 | sed 's/.*=//'
+		d=$(mktemp -d "$W/away/XXXXXX")
+		maildir "$d"
+		"$PB" durable "$d" "$w" 1 | sed 's/.*=//'
 	done
-	empty "$W/limits/new"
 	"$PB" fork 1000 | sed 's/.*=//'
 }
 
-run_ours() {        # run_ours SHAPE: messages/s into our smtpd
-	local n
-	n=$(shape_n "$1")
-	empty "$W/ours/mail/bench/new"
-	# shellcheck disable=SC2046
-	rate "$W/ours/mail/bench/new" "$n" $(load "$ours_port" bench@bench.test $(shape_args "$1"))
+# CPU time (clock ticks) of a server and its children so far, from
+# /proc: its own and its reaped children's (cutime, cstime), plus the
+# children still running.  For Postfix that is the master, its daemons,
+# and the daemons it has reaped.
+cpu_ticks() {
+	local f line p sum=0
+	for f in /proc/[0-9]*/stat; do
+		{ read -r line <"$f"; } 2>/dev/null || continue
+		p=${line%% *}
+		line=${line##*) }       # the fields after "pid (comm) "
+		# shellcheck disable=SC2086
+		set -- $line
+		# $2 ppid; $12 utime, $13 stime, $14 cutime, $15 cstime
+		if [ "$p" = "$ROOT" ] || [ "$2" = "$ROOT" ]; then
+			sum=$((sum + ${12} + ${13} + ${14} + ${15}))
+		fi
+	done
+	echo "$sum"
 }
-run_pf() {          # run_pf SHAPE: messages/s into Postfix
-	local n
-	n=$(shape_n "$1")
-	empty "$W/pf/mail/bench/new"
-	pf_idle
+TICK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+
+# measure SHAPE SERVER-PID DIR PORT RCPT: "rate cpu-us-per-message"
+measure() {
+	local s=$1 pid=$2 dir=$3 n c0 c1 r
+	n=$(shape_n "$s")
+	fresh "$dir"
+	c0=$(ROOT=$pid cpu_ticks)
 	# shellcheck disable=SC2046
-	rate "$W/pf/mail/bench/new" "$n" $(load "$pf_port" bench@pf.test $(shape_args "$1"))
+	r=$(rate "$dir" "$n" $(load "$4" "$5" $(shape_args "$s")))
+	sleep 0.2                   # the last sessions exit and are reaped
+	c1=$(ROOT=$pid cpu_ticks)
+	echo "$r $(awk -v a="$c0" -v b="$c1" -v n="$n" -v t="$TICK" 'BEGIN { printf "%.0f", (b - a) * 1e6 / t / n }')"
 }
+run_ours() { measure "$1" "$ours_pid" "$W/ours/mail/bench/new" "$ours_port" bench@bench.test; }
+run_pf() { pf_idle; measure "$1" "$PF_PID" "$W/pf/mail/bench/new" "$pf_port" bench@pf.test; }
 
 echo "make bench-peers: $(nproc 2>/dev/null || echo ?) cores, smtpd and Postfix $(postconf -d -h mail_version 2>/dev/null) alternating, $ROUNDS rounds"
 echo "(per shape: smtpd/s Postfix/s; the machine's limits measured before each shape)"
@@ -178,7 +210,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			b=$(run_pf $s); a=$(run_ours $s)
 		fi
 		echo "shape $s $a $b" >>"$W/results"
-		line="$line  $a/$b"
+		line="$line  ${a% *}/${b% *}"
 	done
 	echo "$line"
 done
@@ -189,14 +221,14 @@ mkdir -p "$W/jtest"
 if [ $? -eq 64 ]; then JOBS="1"; else JOBS="1 4"; fi
 relay_ours() {
 	local j=$1
-	empty "$W/sink/mail/x/new"
+	fresh "$W/sink/mail/x/new"
 	# shellcheck disable=SC2046
 	rate "$W/sink/mail/x/new" "$NRELAY" sh -c "$(load "$relay_port" x@sink.test -s 5 -m "$NRELAY" -d) >/dev/null &&
 		exec \"\$0\" -q \"\$1\" -F -H relay.test -S 127.0.0.1:$sink_port $( [ "$JOBS" = 1 ] || echo "-j $j" ) 2>>\"\$2\"" \
 		"$TOP/smtp_send" "$W/relay/queue" "$W/relay-run.log"
 }
 relay_pf() {
-	empty "$W/sink/mail/x/new"
+	fresh "$W/sink/mail/x/new"
 	pf_idle
 	# shellcheck disable=SC2046
 	rate "$W/sink/mail/x/new" "$NRELAY" $(load "$pf_port" x@sink.test -s 5 -m "$NRELAY" -d)
@@ -229,19 +261,21 @@ bound() {           # bound SHAPE: "limit/s|what"
 	relay) awk -v d="$D20" 'BEGIN { printf "%.0f|20 writers, 2 writes\n", d / 2 }' ;;
 	esac
 }
-row() {             # row LABEL OURS POSTFIX BOUND-SPEC
+row() {             # row LABEL OURS POSTFIX BOUND-SPEC [CPU-OURS CPU-POSTFIX]
 	local lim=${4%%|*} what=${4#*|}
-	printf '%-40s %9s %9s %7s  %-32s %6s %7s\n' "$1" "$2" "$3" "$(ratio "$2" "$3")" "$what ($lim/s)" \
-		"$(pct "$2" "$lim")" "$(pct "$3" "$lim")"
+	printf '%-38s %8s %9s %6s  %-30s %6s %7s  %6s %7s\n' "$1" "$2" "$3" "$(ratio "$2" "$3")" "$what ($lim/s)" \
+		"$(pct "$2" "$lim")" "$(pct "$3" "$lim")" "${5:-}" "${6:-}"
 }
 
 echo
 echo "machine (medians): durable writes/s: $D1 with 1 writer, $D2 with 2, $D20 with 20; fork+exit+wait: $FK us"
 echo "(a durable write: create in tmp/, write 4 KiB, fsync, rename into new/, fsync new/)"
 echo
-printf '%-40s %9s %9s %7s  %-32s %6s %7s\n' "shape (4 KiB messages)" "smtpd/s" "Postfix/s" "ratio" "bounding limit" "smtpd" "Postfix"
+printf '%-38s %8s %9s %6s  %-30s %14s  %14s\n' "" "" "" "" "" "% of limit" "CPU us/msg"
+printf '%-38s %8s %9s %6s  %-30s %6s %7s  %6s %7s\n' "shape (4 KiB messages)" "smtpd/s" "Postfix/s" "ratio" \
+	"bounding limit" "smtpd" "Postfix" "smtpd" "Postfix"
 for s in 0 1 2 3; do
-	row "${SHAPES[$s]}" "$(col shape $s 3)" "$(col shape $s 4)" "$(bound $s)"
+	row "${SHAPES[$s]}" "$(col shape $s 3)" "$(col shape $s 5)" "$(bound $s)" "$(col shape $s 4)" "$(col shape $s 6)"
 done
 row "relay $NRELAY over 5 sessions, -j 1" "$j1" "$rp" "$(bound relay)"
 if [ "$JOBS" = 1 ]; then

@@ -12,6 +12,10 @@
  *       prints "writes_per_sec=R"
  *   peerbench fork N
  *       fork + _exit + waitpid, N times; prints "usec_per_fork=U"
+ *   peerbench latency HOST PORT N RCPT
+ *       N sessions one after another, one 4 KiB message each, timed from
+ *       the client: connect() to the greeting, and the end of the data to
+ *       its reply; prints the medians and the 90th percentiles in us
  *
  * Numbers, not a test.  DIR must be on the file system of the Maildirs.
  */
@@ -30,6 +34,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "client.h"
 
 #define WRITE_SIZE  4096    /* the benchmark's message size */
 #define POLL_NS  2000000L   /* 2 ms between looks at the directory */
@@ -188,6 +194,84 @@ static int cmd_fork(char **argv)
 	return 0;
 }
 
+static int by_value(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* "name=median/p90" of n samples in seconds, printed in microseconds */
+static void print_us(const char *name, double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, by_value);
+	printf("%s_us=%.0f/%.0f ", name, v[n / 2] * 1e6, v[n * 9 / 10] * 1e6);
+}
+
+/* One session: greeting, EHLO, MAIL RCPT DATA pipelined, the message in
+ * one write, QUIT.  Stores the two latencies; -1 on any unexpected reply. */
+static int timed_session(const struct addrinfo *ai, const char *cmds, const char *body,
+			 double *greet, double *data)
+{
+	double t0 = now(), t1;
+
+	have = 0;
+	if ((fd = socket(ai->ai_family, SOCK_STREAM, 0)) < 0)
+		return -1;
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 || reply() != 220)
+		goto fail;
+	*greet = now() - t0;
+	if (put("EHLO peerbench\r\n", 16) < 0 || reply() != 250)
+		goto fail;
+	if (put(cmds, strlen(cmds)) < 0 || reply() != 250 || reply() != 250 || reply() != 354)
+		goto fail;
+	if (put(body, strlen(body)) < 0)
+		goto fail;
+	t1 = now();
+	if (reply() != 250)
+		goto fail;
+	*data = now() - t1;
+	if (put("QUIT\r\n", 6) < 0 || reply() != 221)
+		goto fail;
+	close(fd);
+	return 0;
+fail:
+	close(fd);
+	return -1;
+}
+
+static int cmd_latency(char **argv)
+{
+	struct addrinfo *ai = numeric_address(argv[0], argv[1]);
+	int n = atoi(argv[2]), i;
+	char cmds[512], body[WRITE_SIZE + 128];
+	double *greet, *data;
+
+	if (!ai || n < 1)
+		return 2;
+	snprintf(cmds, sizeof cmds, "MAIL FROM:<load@peerbench.test>\r\nRCPT TO:<%s>\r\nDATA\r\n", argv[3]);
+	snprintf(body, sizeof body, "Subject: latency\r\n\r\n");
+	while (strlen(body) < WRITE_SIZE)
+		strncat(body, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ\r\n",
+			sizeof body - strlen(body) - 1);
+	strncat(body, ".\r\n", sizeof body - strlen(body) - 1);
+	greet = malloc(sizeof *greet * (size_t)n);
+	data = malloc(sizeof *data * (size_t)n);
+	if (!greet || !data)
+		return 1;
+	for (i = 0; i < n; i++)
+		if (timed_session(ai, cmds, body, &greet[i], &data[i]) < 0) {
+			fprintf(stderr, "peerbench: session %d failed\n", i + 1);
+			return 1;
+		}
+	print_us("greeting", greet, n);
+	print_us("data_to_250", data, n);
+	printf("sessions=%d\n", n);
+	free(greet);
+	free(data);
+	freeaddrinfo(ai);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 6 && !strcmp(argv[1], "wait"))
@@ -196,8 +280,11 @@ int main(int argc, char **argv)
 		return cmd_durable(argv + 2);
 	if (argc == 3 && !strcmp(argv[1], "fork"))
 		return cmd_fork(argv + 2);
+	if (argc == 6 && !strcmp(argv[1], "latency"))
+		return cmd_latency(argv + 2);
 	fprintf(stderr, "usage: peerbench wait DIR N SECONDS command [arg...]\n"
 		"       peerbench durable DIR WRITERS SECONDS\n"
-		"       peerbench fork N\n");
+		"       peerbench fork N\n"
+		"       peerbench latency HOST PORT N RCPT\n");
 	return 2;
 }
