@@ -1,6 +1,7 @@
 # Makefile for the teaching MTA: smtpd (server), smtp_send (client), test helpers.
 #   make            build
 #   make test       build and run ./test.sh (loopback only)
+#   make mutate     mutation testing: does the suite catch tests/mutants.list?
 #   make install PREFIX=/usr/local
 #   make clean
 CC      ?= cc
@@ -39,6 +40,11 @@ test: all
 # the whole suite under AddressSanitizer + UndefinedBehaviorSanitizer
 test-sanitize:
 	./tests/sanitize.sh
+
+# mutants of smtpd.c and smtp_send.c, each in a scratch copy, against the
+# groups that should kill them (tests/mutants.sh, tests/mutants.list)
+mutate:
+	./tests/mutants.sh
 
 # libFuzzer (clang): every target FUZZ_SECONDS seconds
 FUZZ_SECONDS ?= 60
@@ -80,4 +86,4 @@ install: $(PROGS)
 clean:
 	rm -f $(PROGS) $(HELPERS) tests/bench tests/peerbench
 
-.PHONY: all test test-sanitize fuzz demo lab-up lab-down bench bench-peers install clean
+.PHONY: all test test-sanitize mutate fuzz demo lab-up lab-down bench bench-peers install clean

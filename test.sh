@@ -3,7 +3,9 @@
 # checks what they answer and store, byte for byte.
 #
 #   ./test.sh            all tests
-#   ./test.sh PATTERN    only the groups whose name matches PATTERN
+#   ./test.sh PATTERN    only the groups whose name contains PATTERN
+#   ./test.sh =NAME      only the group NAME
+#   TEST_FAIL_FAST=1     stop at the first failed check (tests/mutants.sh)
 #
 # This file is the runner and the shared helpers; the tests themselves
 # are in tests/groups/*.sh, one file per area, each adding its group
@@ -32,6 +34,10 @@ not_ok() {
 	fail=$((fail + 1))
 	echo "FAIL - $1"
 	if [ -n "${2:-}" ]; then printf '%s\n' "$2" | head -n 40 | sed 's/^/       /'; fi
+	if [ -n "${TEST_FAIL_FAST:-}" ]; then
+		echo "$pass passed, $fail failed, $skipped skipped (stopped at the first failure)"
+		exit 1
+	fi
 }
 # check NAME EXPECTED ACTUAL: equal strings, or a diff.
 check() {
@@ -136,7 +142,11 @@ count_files() { find "$1" -type f 2>/dev/null | wc -l | tr -d ' '; }
 only_file() { find "$1" -type f | head -n 1; }
 
 group() {   # group NAME: run the following tests only if NAME matches
-	[ -z "$ONLY" ] || [[ $1 == *$ONLY* ]]
+	case $ONLY in
+	"") return 0 ;;
+	=*) [ "$1" = "${ONLY#=}" ] ;;
+	*) [[ $1 == *$ONLY* ]] ;;
+	esac
 }
 
 # ---- processes, from /proc (the tests may use it; the programs do not) ----------
@@ -149,6 +159,14 @@ zombies_of() {
 		[ "$ppid" = "$1" ] && [ "$state" = Z ] && n=$((n + 1))
 	done
 	echo $n
+}
+# Zombies of PID once the parent had a moment to reap: a child that
+# exited just now is a zombie until the next SIGCHLD is handled, so poll
+# (at most 2 s) before counting.
+settled_zombies_of() {
+	no_zombies() { [ "$(zombies_of "$1")" = 0 ]; }
+	poll 40 no_zombies "$1"
+	zombies_of "$1"
 }
 fd_list() {     # "fd target" lines of a process, from /proc
 	local f
@@ -164,7 +182,7 @@ children_of() {
 
 # ---- run -------------------------------------------------------------------------
 
-for f in session addresses limits send resilience teaching interop; do
+for f in session addresses limits send resilience teaching exercises graders catch interop; do
 	# shellcheck source=/dev/null
 	. "$TOP/tests/groups/$f.sh"
 done

@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
 # lab/lab.sh - a small internet on loopback, to watch and poke SMTP.
 #
-#   lab/lab.sh up            start DNS and the three mail hosts
-#   lab/lab.sh down          stop everything the lab started
-#   lab/lab.sh status        what runs, where
-#   lab/lab.sh stop HOST     stop one host (mail, mx1, mx2), e.g. the best MX
-#   lab/lab.sh start HOST    start it again
-#   lab/lab.sh demo          up (without mx1), send alice -> bob, explain, down
+#   lab/lab.sh up                  start DNS and the three mail hosts
+#   lab/lab.sh down                stop everything the lab started, say what
+#   lab/lab.sh status              what runs, where
+#   lab/lab.sh stop HOST           stop one host (mail, mx1, mx2, old)
+#   lab/lab.sh start HOST [opt..]  start it again; extra options go to its
+#                                  smtpd, which runs in lab/run/HOST (so
+#                                  "-x aliases" is lab/run/HOST/aliases)
+#   lab/lab.sh demo                up (without mx1), send alice -> bob,
+#                                  explain, draw the ladder, down
 #
-# The hosts (each an smtpd on its own loopback address, port $LAB_PORT):
+# The hosts (each on its own loopback address, port $LAB_PORT):
 #   mail.example.org  127.0.0.2  alice's server (example.org)
 #   mx1.example.net   127.0.0.3  example.net's best MX (preference 10)
 #   mx2.example.net   127.0.0.4  example.net's backup MX (preference 20)
+#   old.example.org   127.0.0.5  an old server without ESMTP (tests/fakesmtp
+#                                heloonly); only "start old" starts it
 # and tests/dnsd on 127.0.0.1:$LAB_DNS_PORT serving lab/zone.
 # Nothing leaves the machine; no root needed.  State, logs and mailboxes
 # live in $LAB_DIR (lab/run).  LAB_PORT=0 / LAB_DNS_PORT=0 take free ports.
+# The demo keeps its smtp_send -v transcripts in client/ there, which
+# lab/ladder.sh draws.
 set -u
 LAB=$(cd "$(dirname "$0")" && pwd)
 TOP=$(dirname "$LAB")
@@ -23,77 +30,136 @@ PORT=${LAB_PORT:-2525}
 DNS_PORT=${LAB_DNS_PORT:-10053}
 HOSTS="mail mx1 mx2"
 
-addr_of() { case $1 in mail) echo 127.0.0.2 ;; mx1) echo 127.0.0.3 ;; mx2) echo 127.0.0.4 ;; esac; }
-name_of() { case $1 in mail) echo mail.example.org ;; mx1) echo mx1.example.net ;; mx2) echo mx2.example.net ;; esac; }
+addr_of() { case $1 in mail) echo 127.0.0.2 ;; mx1) echo 127.0.0.3 ;; mx2) echo 127.0.0.4 ;; old) echo 127.0.0.5 ;; esac; }
+name_of() {
+	case $1 in
+	mail) echo mail.example.org ;; mx1) echo mx1.example.net ;; mx2) echo mx2.example.net ;;
+	old) echo old.example.org ;; dns) echo "DNS server" ;; *) echo "$1" ;;
+	esac
+}
 domains_of() { case $1 in mail) echo "-d example.org" ;; *) echo "-d example.net -d cs.example.net" ;; esac; }
 users_of() { case $1 in mail) echo "alice postmaster" ;; *) echo "bob postmaster" ;; esac; }
 
 pid_of() { cat "$RUN/$1/pid" 2>/dev/null; }
-running() { local p; p=$(pid_of "$1") && [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+# A zombie has exited but still answers kill -0 until its parent reaps it;
+# the lab's daemons are orphans, and not every init reaps (a container's
+# may not), so "kill -0 works" alone would wait for nothing.
+zombie() {
+	local st
+	st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+	case $st in Z*) return 0 ;; *) return 1 ;; esac
+}
+live() { kill -0 "$1" 2>/dev/null && ! zombie "$1"; }
+running() { local p; p=$(pid_of "$1") && [ -n "$p" ] && live "$p"; }
 smtp_port() { cat "$RUN/port" 2>/dev/null || echo "$PORT"; }
 dns_addr() { echo "127.0.0.1:$(cat "$RUN/dns/port" 2>/dev/null || echo "$DNS_PORT")"; }
 
-# Wait for "listening ... port=N" in a log, at most 10 s; print N.
+# Wait for "listening ... port=N" in a log, after its first SKIP lines
+# (a restarted host appends to its log), at most 10 s; print N.
 wait_listening() {
-	local log=$1 pid=$2 i
+	local log=$1 pid=$2 what=$3 skip=${4:-0} i
 	for ((i = 0; i < 200; i++)); do
-		if grep -q listening "$log" 2>/dev/null; then
-			sed -n 's/.*listening.* port=\([0-9]*\).*/\1/p' "$log" | head -n 1
+		if tail -n +"$((skip + 1))" "$log" 2>/dev/null | grep -q listening; then
+			tail -n +"$((skip + 1))" "$log" | sed -n 's/.*listening.* port=\([0-9]*\).*/\1/p' | head -n 1
 			return 0
 		fi
-		kill -0 "$pid" 2>/dev/null || break
+		live "$pid" || break
 		sleep 0.05
 	done
-	echo "lab: did not start, see $log" >&2
-	cat "$log" >&2
+	echo "lab: $what did not start; it said:" >&2
+	tail -n +"$((skip + 1))" "$log" | sed 's/^/    /' >&2
 	return 1
 }
 
+# With LAB_DNS_PORT=0, dnsd takes a free UDP port and then the same TCP
+# port, which someone else may hold: then it tries again (5 times).
 start_dns() {
+	local try
 	running dns && return 0
 	mkdir -p "$RUN/dns"
-	"$TOP/tests/dnsd" -a 127.0.0.1 -p "$DNS_PORT" "$LAB/zone" </dev/null >/dev/null 2>"$RUN/dns/log" &
-	echo $! >"$RUN/dns/pid"
-	wait_listening "$RUN/dns/log" $! >"$RUN/dns/port"
+	for try in 1 2 3 4 5; do
+		"$TOP/tests/dnsd" -a 127.0.0.1 -p "$DNS_PORT" "$LAB/zone" </dev/null >/dev/null 2>"$RUN/dns/log" &
+		echo $! >"$RUN/dns/pid"
+		wait_listening "$RUN/dns/log" $! "the DNS server" >"$RUN/dns/port" && return 0
+		[ "$DNS_PORT" = 0 ] && grep -q 'Address already in use' "$RUN/dns/log" || return 1
+	done
+	return 1
 }
 
+# start_host HOST [smtpd options...]
 start_host() {
-	local h=$1 dir=$RUN/$1 u port
+	local h=$1 dir=$RUN/$1 u port skip
+	shift
 	running "$h" && return 0
 	mkdir -p "$dir"
-	for u in $(users_of "$h"); do mkdir -p "$dir/mail/$u"; done
 	port=$(smtp_port)
-	# shellcheck disable=SC2046
-	(cd "$dir" && exec "$TOP/smtpd" -a "$(addr_of "$h")" -p "$port" -n "$(name_of "$h")" \
-		-m mail -q queue $(domains_of "$h") -v) </dev/null >/dev/null 2>"$dir/log" &
+	# a restart appends to the log, so lab/ladder.sh still sees the sessions before it
+	skip=$({ wc -l <"$dir/log"; } 2>/dev/null || echo 0)
+	if [ "$h" = old ]; then
+		"$TOP/tests/fakesmtp" -a "$(addr_of old)" -p "$port" heloonly </dev/null >/dev/null 2>>"$dir/log" &
+	else
+		for u in $(users_of "$h"); do mkdir -p "$dir/mail/$u"; done
+		# shellcheck disable=SC2046
+		(cd "$dir" && exec "$TOP/smtpd" -a "$(addr_of "$h")" -p "$port" -n "$(name_of "$h")" \
+			-m mail -q queue $(domains_of "$h") -v "$@") </dev/null >/dev/null 2>>"$dir/log" &
+	fi
 	echo $! >"$dir/pid"
-	port=$(wait_listening "$dir/log" $!) || return 1
+	port=$(wait_listening "$dir/log" $! "$(name_of "$h")" "$skip") || return 1
 	[ -f "$RUN/port" ] || echo "$port" >"$RUN/port"
 }
 
+# Stop the process of a pid file and say what happened to it.
 stop_pid_file() {
-	local f=$1 p i
+	local f=$1 h p i what
+	h=$(basename "$(dirname "$f")")
+	what="$(name_of "$h")"
 	p=$(cat "$f" 2>/dev/null) || return 0
-	if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
-		kill -TERM "$p" 2>/dev/null
-		for ((i = 0; i < 100; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
-		kill -KILL "$p" 2>/dev/null
-	fi
 	rm -f "$f"
+	[ -n "$p" ] || return 0
+	if ! kill -0 "$p" 2>/dev/null; then
+		echo "lab: $what was not running"
+	elif zombie "$p"; then
+		echo "lab: $what (pid $p) had already exited: a zombie, waiting for its parent to reap it"
+	else
+		kill -TERM "$p" 2>/dev/null
+		for ((i = 0; i < 100; i++)); do live "$p" || break; sleep 0.05; done
+		if live "$p"; then
+			kill -KILL "$p" 2>/dev/null
+			echo "lab: stopped $what (pid $p) with SIGKILL: it ignored SIGTERM for 5 s"
+		else
+			echo "lab: stopped $what (pid $p)"
+		fi
+	fi
 }
 
 up() {
-	local h
-	[ -x "$TOP/smtpd" ] && [ -x "$TOP/smtp_send" ] && [ -x "$TOP/tests/dnsd" ] ||
-		{ echo "lab: run make first" >&2; return 1; }
+	local h attempt
+	[ -x "$TOP/smtpd" ] && [ -x "$TOP/smtp_send" ] && [ -x "$TOP/tests/dnsd" ] &&
+		[ -x "$TOP/tests/fakesmtp" ] || { echo "lab: run make first" >&2; return 1; }
 	mkdir -p "$RUN"
 	start_dns || return 1
-	for h in "$@"; do start_host "$h" || return 1; done
+	[ $# -gt 0 ] || return 0
+	for attempt in 1 2 3 4 5; do
+		for h in "$@"; do start_host "$h" || break; done
+		running "$h" && return 0
+		[ "$PORT" = 0 ] || return 1
+		# LAB_PORT=0: the free port of the first host may be taken on
+		# another host's address (another lab, a test): all on a new one
+		echo "lab: port $(smtp_port) is taken on $(addr_of "$h"); all hosts again on another" >&2
+		for h in $HOSTS old; do [ -e "$RUN/$h/pid" ] && stop_pid_file "$RUN/$h/pid" >/dev/null; done
+		rm -f "$RUN/port"
+	done
+	return 1
 }
 
 down() {
-	local f
-	for f in "$RUN"/*/pid; do [ -e "$f" ] && stop_pid_file "$f"; done
+	local f n=0
+	for f in "$RUN"/*/pid; do
+		[ -e "$f" ] || continue
+		stop_pid_file "$f"
+		n=$((n + 1))
+	done
+	[ "$n" -gt 0 ] || echo "lab: nothing was running in $RUN"
 	rm -f "$RUN/port"
 	return 0
 }
@@ -102,7 +168,8 @@ status() {
 	local h
 	printf '%-6s %-18s %-22s %s\n' host name address state
 	printf '%-6s %-18s %-22s %s\n' dns - "$(dns_addr)" "$(running dns && echo up || echo down)"
-	for h in $HOSTS; do
+	for h in $HOSTS old; do
+		[ "$h" = old ] && ! [ -e "$RUN/old" ] && continue
 		printf '%-6s %-18s %-22s %s\n' "$h" "$(name_of "$h")" "$(addr_of "$h"):$(smtp_port)" \
 			"$(running "$h" && echo up || echo down)"
 	done
@@ -114,24 +181,58 @@ hints() {
 The lab is up.  Try:
   ./smtp_send -R $(dns_addr) -M cs.example.net          # the route (CNAME, MX, A)
   nc -C $(addr_of mail) $(smtp_port)                             # talk SMTP to alice's server by hand
-  printf 'Subject: hi\n\nhello\n' | ./smtp_send -v -S $(addr_of mail):$(smtp_port) -f alice@example.org bob@cs.example.net
+  printf 'Subject: hi\n\nhello\n' | ./smtp_send -v -S $(addr_of mail):$(smtp_port) -H laptop.example.org -f alice@example.org bob@cs.example.net
   ./smtp_send -v -q lab/run/mail/queue -R $(dns_addr) -P $(smtp_port) -H mail.example.org
   ls lab/run/mx1/mail/bob/new                                # where bob's mail lands
   lab/lab.sh stop mx1                                        # take the best MX down
-  lab/lab.sh down                                            # stop everything
-Logs (with -v transcripts): lab/run/*/log
+  lab/ladder.sh                                              # the sessions so far, as a picture
+  make lab-down                                              # stop everything
+Logs (with -v transcripts): lab/run/*/log.  NOTES.md Part 6 has the exercises.
 HINTS
 }
 
 say() { printf '%s\n' "$@"; }
 show() { sed 's/^/    | /'; }
 
+# The envelope of a queue entry beside the header of its message.
+envelope_and_header() {
+	say "        envelope (信封): what servers act on   header (信头): what people read"
+	awk '
+		hdr == 0 && /^sender / { sub(/^sender /, ""); env[++ne] = "MAIL FROM:" $0 }
+		hdr == 0 && /^rcpt /   { sub(/^rcpt /, "");   env[++ne] = "RCPT TO:" $0 }
+		hdr == 0 && /^$/       { hdr = 1; next }
+		hdr == 1 && /^$/       { hdr = 2 }
+		hdr == 1 && /^(From|To|Cc|Subject):/ { head[++nh] = $0 }
+		END {
+			n = ne > nh ? ne : nh
+			for (i = 1; i <= n; i++) printf "        %-39s%s\n", env[i], head[i]
+		}' "$1"
+}
+
+# Is the lab of make lab-up (lab/run, or $LAB_UP_DIR) running?  Then the
+# demo's fixed ports are taken.  (A demo on free ports can run beside it.)
+lab_is_running() {
+	local d p up=${LAB_UP_DIR:-$LAB/run}
+	[ "$PORT" != 0 ] || [ "$DNS_PORT" != 0 ] || return 1
+	[ "$RUN" != "$up" ] || return 1
+	for d in dns $HOSTS old; do
+		p=$(cat "$up/$d/pid" 2>/dev/null) && [ -n "$p" ] && live "$p" && return 0
+	done
+	return 1
+}
+
 # The demo: alice@example.org writes to bob@cs.example.net; every step shown.
 demo() {
 	local dns port entry file n
 	RUN=${LAB_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/smtp-lab.XXXXXX")}
-	trap 'down; [ -n "${LAB_DIR:-}" ] || rm -rf "$RUN"' EXIT
+	if lab_is_running; then
+		[ -n "${LAB_DIR:-}" ] || rmdir "$RUN"
+		echo "the lab is running: make lab-down first"
+		return 1
+	fi
+	trap 'down >/dev/null; [ -n "${LAB_DIR:-}" ] || rm -rf "$RUN"' EXIT
 	up mail mx2 || return 1
+	mkdir -p "$RUN/client"
 	dns=$(dns_addr)
 	port=$(smtp_port)
 	say "Figure 1. A message's journey, alice@example.org -> bob@cs.example.net" \
@@ -146,13 +247,18 @@ demo() {
 	    "        mail.example.org (C: is the client, S: the server; RFC 5321 3.1-3.3):"
 	printf 'From: Alice <alice@example.org>\nTo: Bob <bob@cs.example.net>\nSubject: Hello from the lab\n\nHi Bob,\n\nthis message crossed a small internet on loopback.\n.\nA line with a single dot was in it too.\n\nAlice\n' |
 		"$TOP/smtp_send" -v -S "127.0.0.2:$port" -H alice-laptop.example.org -f alice@example.org bob@cs.example.net 2>&1 |
-		sed 's/^smtp_send: //' | show
-	say ""
+		tee "$RUN/client/1-submit.log" | sed 's/^smtp_send: //' | show
+	say "        PIPELINING: MAIL, RCPT and DATA went out in one write, before any reply (RFC 2920)." \
+	    "        \"..\": the message's line \".\" was sent with a dot added, so it could not end the data (RFC 5321 4.5.2)." ""
 
 	entry=$(ls "$RUN/mail/queue/entries/" 2>/dev/null | head -n 1)
 	say "Step 3. cs.example.net is not one of mail.example.org's domains, so the" \
 	    "        server queued the message for relaying: queue/entries/$entry"
-	[ -n "$entry" ] && show <"$RUN/mail/queue/entries/$entry"
+	if [ -n "$entry" ]; then
+		show <"$RUN/mail/queue/entries/$entry"
+		say "        The envelope travels beside the message, not inside it:"
+		envelope_and_header "$RUN/mail/queue/entries/$entry"
+	fi
 	say ""
 
 	say "Step 4. Where does mail for cs.example.net go?  The route, from DNS" \
@@ -163,7 +269,7 @@ demo() {
 	say "Step 5. mail.example.org's queue runner relays the message, server to" \
 	    "        server.  The best MX does not answer, so the backup gets it:"
 	"$TOP/smtp_send" -v -q "$RUN/mail/queue" -R "$dns" -P "$port" -H mail.example.org 2>&1 |
-		sed 's/^smtp_send: //' | show
+		tee "$RUN/client/2-queue.log" | sed 's/^smtp_send: //' | show
 	say ""
 
 	file=$(ls "$RUN"/mx2/mail/bob/new/* 2>/dev/null | head -n 1)
@@ -173,8 +279,13 @@ demo() {
 	say "        Return-Path and Delivered-To were added at final delivery; read the" \
 	    "        Received: lines from the bottom up to follow the message's path." ""
 
-	say "Step 7. Stopping every process the demo started (by pid)."
-	down
+	say "Step 7. The same journey as a ladder diagram, drawn from the transcripts" \
+	    "        and logs above by lab/ladder.sh (time flows down):"
+	"$LAB/ladder.sh" "$RUN" | show
+	say ""
+
+	say "Step 8. Stopping every process the demo started (by pid):"
+	down | show
 	if [ "$n" = 1 ]; then
 		say "" "Result: the mail arrived (1 message in bob's Maildir)."
 		return 0
@@ -188,7 +299,7 @@ up) up $HOSTS && status && hints ;;
 down) down ;;
 status) status ;;
 stop) [ -n "${2:-}" ] && stop_pid_file "$RUN/$2/pid" && status ;;
-start) [ -n "${2:-}" ] && up "$2" && status ;;
+start) [ -n "${2:-}" ] && h=$2 && shift 2 && up && start_host "$h" "$@" && status ;;
 demo) demo ;;
-*) sed -n '2,20p' "$0"; exit 2 ;;
+*) sed -n '2,24p' "$0"; exit 2 ;;
 esac

@@ -1,7 +1,7 @@
 /*
  * chat.c - a scripted SMTP client for the tests (not part of the MTA)
  *
- *   chat [-l] [-k] [-w] [-H seconds] [-T seconds] host port < script
+ *   chat [-l] [-k] [-w] [-d ms] [-s source] [-H seconds] [-T seconds] host port < script
  *
  * Connects to host:port, waits for the greeting (one whole reply) and
  * prints every byte the server sends on stdout, until the server closes.
@@ -10,6 +10,10 @@
  *              354 the message lines go out up to the "." line.
  *   -k         send stdin, then hang up at once (an abrupt disconnect).
  *   -w         do not wait for the greeting before sending.
+ *   -d ms      with -l: wait ms milliseconds before each message line (a
+ *              slow but steady client).
+ *   -s addr    connect from this source address (e.g. 127.0.0.200: the
+ *              whole of 127.0.0.0/8 is loopback), to play another host.
  *   -H s       hold: stay idle s seconds after the greeting, then go on.
  *   -T s       give up after s seconds in all [10].
  * Exit status: 0 server closed, 3 time limit reached, 1 error.
@@ -27,6 +31,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+static long line_delay_ms;      /* -d */
 
 static int fd;
 static time_t deadline;
@@ -116,6 +122,11 @@ static int lock_step(const char *p, size_t len)
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t n = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
 		int dot = (n >= 2 && p[0] == '.' && (p[1] == '\r' || p[1] == '\n'));
+		if (in_data && line_delay_ms > 0) {
+			struct timespec ts = { line_delay_ms / 1000, (line_delay_ms % 1000) * 1000000L };
+			while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+				;
+		}
 		if (send_all(p, n) < 0)
 			break;
 		p += n;
@@ -129,25 +140,48 @@ static int lock_step(const char *p, size_t len)
 	return r;
 }
 
+/* -s: bind the socket to a source address before connecting. */
+static int bind_source(int sock, const char *source)
+{
+	struct addrinfo hints, *ai;
+	int r;
+
+	memset(&hints, 0, sizeof hints);
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
+	if (getaddrinfo(source, NULL, &hints, &ai) != 0) {
+		fprintf(stderr, "chat: bad source address %s\n", source);
+		return -1;
+	}
+	r = bind(sock, ai->ai_addr, ai->ai_addrlen);
+	if (r < 0)
+		perror("chat: bind");
+	freeaddrinfo(ai);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	struct addrinfo hints, *ai;
 	int c, lock = 0, hangup = 0, greet = 1, hold = 0, limit = 10, r;
+	const char *source = NULL;
 	size_t len;
 	char *script;
 
-	while ((c = getopt(argc, argv, "lkwH:T:")) != -1) {
+	while ((c = getopt(argc, argv, "lkwd:s:H:T:")) != -1) {
 		switch (c) {
 		case 'l': lock = 1; break;
 		case 'k': hangup = 1; break;
 		case 'w': greet = 0; break;
+		case 'd': line_delay_ms = atol(optarg); break;
+		case 's': source = optarg; break;
 		case 'H': hold = atoi(optarg); break;
 		case 'T': limit = atoi(optarg); break;
 		default: return 1;
 		}
 	}
 	if (argc - optind != 2) {
-		fprintf(stderr, "usage: chat [-l] [-k] [-w] [-H s] [-T s] host port < script\n");
+		fprintf(stderr, "usage: chat [-l] [-k] [-w] [-d ms] [-s source] [-H s] [-T s] host port < script\n");
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -157,6 +191,10 @@ int main(int argc, char **argv)
 	if (getaddrinfo(argv[optind], argv[optind + 1], &hints, &ai) != 0)
 		return 1;
 	fd = socket(ai->ai_family, SOCK_STREAM, 0);
+	if (fd >= 0 && source && bind_source(fd, source) < 0) {
+		freeaddrinfo(ai);
+		return 1;
+	}
 	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
 		perror("chat: connect");
 		freeaddrinfo(ai);

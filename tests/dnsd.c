@@ -18,9 +18,15 @@
  *   broken.org  SERVFAIL     rcode 2
  *   big.org     TRUNCATE     over UDP only the TC bit; over TCP the records
  *   bad.org     MALFORMED ptrloop|counts|cutoff    a broken answer
+ *   end.org     MALFORMED ptrend   over UDP only the TC bit; over TCP an
+ *               answer whose last byte is the first half of a compression
+ *               pointer (a reader that takes the second half reads one
+ *               byte past the message)
  *   slow.org    DROP         no answer at all
  *   spoof.org   WRONGID      an answer with the wrong id, and nothing else
  *   side.org    WRONGPORT    the right answer, but sent from another port
+ *   other.org   WRONGQUESTION  an empty answer to a question with another
+ *               name (its first letter changed): not an answer to ours
  * A name not in the file gets NXDOMAIN; a known name without records of
  * the asked type gets an empty answer (NODATA).
  */
@@ -41,7 +47,7 @@
 #include <unistd.h>
 
 enum { T_A = 1, T_CNAME = 5, T_MX = 15, T_AAAA = 28 };
-enum { B_NONE, B_SERVFAIL, B_TRUNCATE, B_MALFORMED, B_DROP, B_WRONGID, B_WRONGPORT };
+enum { B_NONE, B_SERVFAIL, B_TRUNCATE, B_MALFORMED, B_DROP, B_WRONGID, B_WRONGPORT, B_WRONGQUESTION };
 
 static int from_other_port;     /* set by answer() for B_WRONGPORT */
 
@@ -88,6 +94,7 @@ static int load_zone(const char *path)
 		else if (!strcasecmp(type, "DROP")) r->behaviour = B_DROP;
 		else if (!strcasecmp(type, "WRONGID")) r->behaviour = B_WRONGID;
 		else if (!strcasecmp(type, "WRONGPORT")) r->behaviour = B_WRONGPORT;
+		else if (!strcasecmp(type, "WRONGQUESTION")) r->behaviour = B_WRONGQUESTION;
 		else if (!strcasecmp(type, "MALFORMED") && n >= 3) {
 			r->behaviour = B_MALFORMED;
 			snprintf(r->how, sizeof r->how, "%.31s", a);
@@ -172,8 +179,13 @@ static size_t answer(const unsigned char *q, size_t qlen, unsigned char *m, int 
 		m[0] ^= 0x5a;
 	} else if (behaviour == B_SERVFAIL) {
 		m[3] |= 2;
-	} else if (behaviour == B_TRUNCATE && !tcp) {
+	} else if ((behaviour == B_TRUNCATE || (behaviour == B_MALFORMED && !strcmp(how, "ptrend"))) && !tcp) {
 		m[2] |= 0x02;                           /* TC: ask again over TCP */
+	} else if (behaviour == B_MALFORMED && !strcmp(how, "ptrend")) {
+		m[off++] = 0xC0;                        /* owner name: half a pointer, then the end */
+		m[7] = 1;
+	} else if (behaviour == B_WRONGQUESTION) {
+		m[13] = (unsigned char)(m[13] == 'x' ? 'y' : 'x');   /* the first letter */
 	} else if (!known || behaviour == B_WRONGPORT) {
 		m[3] |= (unsigned char)(known ? 0 : 3); /* NXDOMAIN, or an empty answer */
 	} else if (behaviour == B_MALFORMED) {
@@ -279,7 +291,7 @@ int main(int argc, char **argv)
 	socklen_t len = sizeof ss;
 	struct pollfd pfd[2];
 	char bound[16];
-	int c, one = 1, other;
+	int c, one = 1, other, tries;
 
 	while ((c = getopt(argc, argv, "a:p:")) != -1) {
 		if (c == 'a') addr = optarg;
@@ -295,20 +307,29 @@ int main(int argc, char **argv)
 	hints.ai_socktype = SOCK_DGRAM;
 	if (getaddrinfo(addr, port, &hints, &ai) != 0)
 		return 2;
-	pfd[0].fd = socket(ai->ai_family, SOCK_DGRAM, 0);
-	if (pfd[0].fd < 0 || bind(pfd[0].fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
-	    getsockname(pfd[0].fd, (struct sockaddr *)&ss, &len) < 0) {
-		perror("dnsd: udp");
-		return 1;
+	/* UDP, then TCP on the same port number.  With -p 0 the kernel picks
+	 * a UDP port whose TCP twin may be taken by another test run: then
+	 * try again with another port (at most 100 times). */
+	for (tries = 0;; tries++) {
+		len = sizeof ss;
+		pfd[0].fd = socket(ai->ai_family, SOCK_DGRAM, 0);
+		if (pfd[0].fd < 0 || bind(pfd[0].fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+		    getsockname(pfd[0].fd, (struct sockaddr *)&ss, &len) < 0) {
+			perror("dnsd: udp");
+			return 1;
+		}
+		pfd[1].fd = socket(ai->ai_family, SOCK_STREAM, 0);
+		setsockopt(pfd[1].fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (pfd[1].fd >= 0 && bind(pfd[1].fd, (struct sockaddr *)&ss, len) == 0 && listen(pfd[1].fd, 16) == 0)
+			break;
+		if (errno != EADDRINUSE || strcmp(port, "0") != 0 || tries >= 100) {
+			perror("dnsd: tcp");
+			return 1;
+		}
+		close(pfd[0].fd);
+		close(pfd[1].fd);
 	}
 	getnameinfo((struct sockaddr *)&ss, len, NULL, 0, bound, sizeof bound, NI_NUMERICSERV);
-	/* TCP on the same port number as UDP */
-	pfd[1].fd = socket(ai->ai_family, SOCK_STREAM, 0);
-	setsockopt(pfd[1].fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (pfd[1].fd < 0 || bind(pfd[1].fd, (struct sockaddr *)&ss, len) < 0 || listen(pfd[1].fd, 16) < 0) {
-		perror("dnsd: tcp");
-		return 1;
-	}
 	other = socket(ai->ai_family, SOCK_DGRAM, 0);  /* for WRONGPORT: any other port */
 	freeaddrinfo(ai);
 	fprintf(stderr, "dnsd: listening addr=%s port=%s records=%d\n", addr, bound, nzone);

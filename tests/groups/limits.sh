@@ -90,7 +90,7 @@ t_sessions() {
 	kill "$h1" "$h2"; wait "$h1" "$h2" 2>/dev/null
 	first_session_ok() { printf 'QUIT\r\n' | "$CHAT" -T 5 127.0.0.1 "$PORT" | grep -q '^220'; }
 	check_true "sessions that end free their slots" poll 100 first_session_ok
-	check "no zombies" "0" "$(zombies_of "$SPID")"
+	check "no zombies" "0" "$(settled_zombies_of "$SPID")"
 	stop_pid "$SPID"
 }
 

@@ -26,7 +26,7 @@ t_flood() {
 	out=$(printf 'HELO c\nMAIL FROM:<a@b.test>\nRCPT TO:<alice@localhost>\nDATA\nafter\n.\nQUIT\n' | smtp "$PORT" | codes | tr '\n' ' ')
 	check "flood: timeouts freed the slots, the next client is served" "220 250 250 250 354 250 221 |2" \
 		"$out|$(count_files "$d/mail/alice/new")"
-	check "flood: no zombies" "0" "$(zombies_of "$SPID")"
+	check "flood: no zombies" "0" "$(settled_zombies_of "$SPID")"
 	stop_pid "$SPID"
 }
 

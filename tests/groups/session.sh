@@ -193,7 +193,7 @@ t_pipelining() {
 	check "20 concurrent sessions all delivered" "20 20" "$out $(count_files "$d/mail/alice/new")"
 	check "each concurrent message stored intact" "$(seq 0 19 | sed 's/^/message /' | sort)" \
 		"$(tail -q -n 1 "$d"/mail/alice/new/* | sort)"
-	check "no zombie children after the sessions" "0" "$(zombies_of "$SPID")"
+	check "no zombie children after the sessions" "0" "$(settled_zombies_of "$SPID")"
 	stop_pid "$SPID"
 }
 

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # tests/groups/teaching.sh, sourced by test.sh
-# the teaching layer: make demo, the lab, NOTES.md's transcript
+# the teaching layer: make demo, the lab, the ladder, NOTES.md's figures
 # Groups: demo lab notes
 TEST_GROUPS+=(demo lab notes)
 
@@ -16,12 +16,33 @@ procs_in() {
 	echo $n
 }
 
+# A ladder reduced to its arrows, one per line: "FROM->TO label" (FROM-xTO
+# for a refused connection), the actors found by column, the batch
+# bracket dropped and the label cut at its first space.
+ladder_arrows() {
+	awk 'NR > 3 {
+		n = split("laptop mail dns mx1 mx2", actor, " ")
+		a = index($0, "-"); if (a == 0) next
+		line = substr($0, 1, 52); lab = substr($0, 56)
+		first = -1; last = -1
+		for (i = 0; i < 5; i++) { c = substr(line, i * 12 + 4, 1); p[i] = i * 12 + 4 }
+		for (i = 0; i < 5; i++) {
+			left = (i > 0) ? substr(line, p[i] - 1, 1) : " "
+			right = (i < 4) ? substr(line, p[i] + 1, 1) : " "
+			if (left ~ /[->X]/ || right ~ /[-<X]/) { if (first < 0) first = i; last = i }
+		}
+		sub(/ .*/, "", lab)
+		if (index(line, "<")) print actor[last + 1] "->" actor[first + 1] " " lab
+		else print actor[first + 1] (index(line, "X") ? "-x" : "->") actor[last + 1] " " lab
+	}'
+}
+
 t_demo() {
-	local out rc
+	local out rc ladder
 	out=$(LAB_DIR=$T/demo LAB_PORT=0 LAB_DNS_PORT=0 ./lab/lab.sh demo 2>&1); rc=$?
 	check "make demo: the mail arrives, exit 0" "0|Result: the mail arrived (1 message in bob's Maildir)." \
 		"$rc|$(echo "$out" | tail -n 1)"
-	check "demo: seven numbered steps" "1 2 3 4 5 6 7" \
+	check "demo: eight numbered steps" "1 2 3 4 5 6 7 8" \
 		"$(echo "$out" | sed -n 's/^Step \([0-9]\)\..*/\1/p' | tr '\n' ' ' | sed 's/ $//')"
 	check "demo: the route shows the CNAME and both MX by preference" "    |   cs.example.net is an alias (CNAME) for example.net
     |     10 mx1.example.net: 127.0.0.3
@@ -31,24 +52,113 @@ t_demo() {
 	check "demo: two Received: lines in bob's copy, newest first" \
 		"    | Received: from mail.example.org ([127.0.0.1])
     | Received: from alice-laptop.example.org ([127.0.0.1])" "$(echo "$out" | sed -n '/^Step 6/,$p' | grep '| Received:')"
-	check "demo: every process it started is stopped" "0" "$(procs_in "$T/demo")"
+	check "demo: PIPELINING and the doubled dot explained after the submission" \
+		"        PIPELINING: MAIL, RCPT and DATA went out in one write, before any reply (RFC 2920).
+        \"..\": the message's line \".\" was sent with a dot added, so it could not end the data (RFC 5321 4.5.2)." \
+		"$(echo "$out" | sed -n '/^Step 2/,/^Step 3/p' | grep -E '^        (PIPELINING|"\.\.")')"
+	check "demo: envelope (信封) and header (信头) side by side at the queue step" \
+		"        envelope (信封): what servers act on   header (信头): what people read
+        MAIL FROM:<alice@example.org>          From: Alice <alice@example.org>
+        RCPT TO:<bob@cs.example.net>           To: Bob <bob@cs.example.net>
+                                               Subject: Hello from the lab" \
+		"$(echo "$out" | sed -n '/^Step 3/,/^Step 4/p' | sed -n '/envelope (信封)/,/^$/p' | sed '$d')"
+	check "demo: every process it started is stopped, and it says so" "0|3" \
+		"$(procs_in "$T/demo")|$(echo "$out" | sed -n '/^Step 8/,$p' | grep -c '| lab: stopped ')"
+
+	# the ladder (Step 7): actors, arrows in time order, the MX fallback
+	ladder=$(echo "$out" | sed -n '/^Step 7/,/^Step 8/p' | sed -n 's/^    | //p')
+	check "ladder: one column per actor" "alice's     mail.       DNS         mx1.        mx2.
+laptop      example.org 127.0.0.1   example.net example.net" "$(echo "$ladder" | head -n 2)"
+	check "ladder: the journey's arrows, in time order" "laptop->mail connect
+mail->laptop 220
+laptop->mail EHLO
+mail->laptop 250
+laptop->mail MAIL
+laptop->mail RCPT
+laptop->mail DATA
+mail->laptop 250
+mail->laptop 250
+mail->laptop 354
+laptop->mail the
+mail->laptop 250
+laptop->mail QUIT
+mail->laptop 221
+mail->dns cs.example.net
+dns->mail ok,
+mail->dns example.net
+dns->mail ok,
+mail->dns mx1.example.net
+dns->mail ok,
+mail->dns mx1.example.net
+dns->mail ok,
+mail->dns mx2.example.net
+dns->mail ok,
+mail->dns mx2.example.net
+dns->mail ok,
+mail-xmx1 connect:
+mail->mx2 connect
+mx2->mail 220
+mail->mx2 EHLO
+mx2->mail 250
+mail->mx2 MAIL
+mail->mx2 RCPT
+mail->mx2 DATA
+mx2->mail 250
+mx2->mail 250
+mx2->mail 354
+mail->mx2 the
+mx2->mail 250
+mail->mx2 QUIT
+mx2->mail 221" "$(echo "$ladder" | ladder_arrows)"
+	check "ladder: the pipelined MAIL, RCPT, DATA are one batch, twice" "2" \
+		"$(echo "$ladder" | grep -c '| + DATA   (one batch: PIPELINING)')"
+	check "ladder: the CNAME shows in the first DNS answer" "1" \
+		"$(echo "$ladder" | grep -c '^   |           |<----------|.* ok, 1 record: CNAME example.net$')"
+	check "ladder: the refused connection ends in an X on mx1's line" \
+		"   |           |----------------------X|           |   connect: Connection refused" \
+		"$(echo "$ladder" | grep 'Connection refused' | sed 's/:[0-9]*: connect/: connect/')"
+	check "ladder: from the servers' logs alone (no client transcripts) the sessions still show" \
+		"2|(no client transcripts in client/: DNS questions and refused connections are not shown)" \
+		"$(mv "$T/demo/client" "$T/demo/client.off" && ./lab/ladder.sh "$T/demo" | grep -c 'connect (TCP, from 127.0.0.1)')|$(./lab/ladder.sh "$T/demo" | tail -n 1)"
+	mv "$T/demo/client.off" "$T/demo/client"
 }
 
 t_lab() {
-	local out
+	local out port zpid zparent
 	out=$(LAB_DIR=$T/lab LAB_PORT=0 LAB_DNS_PORT=0 ./lab/lab.sh up 2>&1)
 	check "lab up: DNS and three mail hosts up" "4" "$(echo "$out" | grep -c ' up$')"
-	local port
 	port=$(cat "$T/lab/port")
 	out=$(printf 'HELO c\nMAIL FROM:<x@example.net>\nRCPT TO:<alice@example.org>\nDATA\nhi\n.\nQUIT\n' |
 		SMTP_HOST=127.0.0.2 smtp "$port" | codes | tr '\n' ' ')
 	check "lab: mail.example.org takes mail for alice" "220 250 250 250 354 250 221 |1" \
 		"$out|$(count_files "$T/lab/mail/mail/alice/new")"
-	LAB_DIR=$T/lab ./lab/lab.sh stop mx1 >/dev/null
-	check "lab stop mx1: only that host stops" "3" \
-		"$(LAB_DIR=$T/lab ./lab/lab.sh status | grep -c ' up$')"
-	LAB_DIR=$T/lab ./lab/lab.sh down
+	out=$(LAB_DIR=$T/lab ./lab/lab.sh stop mx1)
+	check "lab stop mx1: only that host stops, and it says so" "3|lab: stopped mx1.example.net" \
+		"$(LAB_DIR=$T/lab ./lab/lab.sh status | grep -c ' up$')|$(echo "$out" | head -n 1 | sed 's/ (pid [0-9]*)//')"
+
+	# make demo while make lab-up runs: one line, nothing started, nothing deleted
+	out=$(LAB_UP_DIR=$T/lab ./lab/lab.sh demo 2>&1)
+	check "make demo while the lab runs: one line, exit 1" "1|the lab is running: make lab-down first" "$?|$out"
+
+	# a zombie answers kill -0; lab down must tell it from a live daemon
+	# (the child outlives the shell's exec by 0.2 s, so no shell can reap it)
+	(sleep 0.2 & echo $! >"$T/lab/zombie"; exec sleep 30) &
+	zparent=$!
+	PIDS+=("$zparent")
+	poll 100 test -s "$T/lab/zombie"
+	zpid=$(cat "$T/lab/zombie")
+	poll 100 eval '[ "$(ps -o stat= -p "$zpid" | cut -c1)" = Z ]'
+	mkdir -p "$T/lab/mx1" && echo "$zpid" >"$T/lab/mx1/pid"
+	out=$(LAB_DIR=$T/lab ./lab/lab.sh down | sed 's/(pid [0-9]*)/(pid N)/')
+	check "lab down: says what it stopped, tells a zombie from a live daemon" \
+		"lab: stopped DNS server (pid N)
+lab: stopped mail.example.org (pid N)
+lab: mx1.example.net (pid N) had already exited: a zombie, waiting for its parent to reap it
+lab: stopped mx2.example.net (pid N)" "$out"
+	stop_pid "$zparent"
 	check "lab down: nothing left running" "0" "$(procs_in "$T/lab")"
+	check "lab down again: says there is nothing to stop" "lab: nothing was running in $T/lab" \
+		"$(LAB_DIR=$T/lab ./lab/lab.sh down)"
 }
 
 t_notes() {
@@ -56,5 +166,22 @@ t_notes() {
 	want=$(./lab/transcript.sh)
 	have=$(sed -n '/<!-- transcript:begin -->/,/<!-- transcript:end -->/p' NOTES.md | sed -e '1,2d' -e '$d' | sed '$d')
 	check "NOTES.md holds the transcript the programs print today (lab/transcript.sh)" "$want" "$have"
-}
+	# the demo's ladder, as t_demo left it (run it first when only this group runs)
+	[ -d "$T/demo/client" ] || LAB_DIR=$T/demo LAB_PORT=0 LAB_DNS_PORT=0 ./lab/lab.sh demo >/dev/null 2>&1
+	want=$(./lab/ladder.sh -n "$T/demo")
+	[ -n "$want" ] || want="(lab/ladder.sh drew nothing)"
+	have=$(sed -n '/<!-- ladder:begin -->/,/<!-- ladder:end -->/p' NOTES.md | sed -e '1,2d' -e '$d' | sed '$d')
+	check "NOTES.md Part 3 holds the ladder the demo draws today (lab/ladder.sh --demo --update)" "$want" "$have"
 
+	# the guide a Chinese-speaking class can follow (issue 11, point 4)
+	check "NOTES: Parts 1 and 6 and their sections have bilingual headings" "" \
+		"$(awk '/^## Part 1:/ { on = 1 } /^## Part 2:/ { on = 0 } /^## Part 6:/ { on = 1 } /^## Part 7:/ { on = 0 }
+			on && /^##/ && !/ \/ .*[^ -~]/ { print }' NOTES.md)"
+	check "NOTES: each of the ten points has its 中文要点" "10" \
+		"$(sed -n '/^## Part 1:/,/^## Part 2:/p' NOTES.md | grep -c '^中文要点：')"
+	check "NOTES: the three differences from the handout, in both languages" "3|3" \
+		"$(sed -n '/^### Where this project differs from the course handout/,/^## Part 2:/p' NOTES.md | grep -c '^[123]\. \*\*')|$(sed -n '/^### Where this project differs/,/^## Part 2:/p' NOTES.md | grep -c '^   讲义')"
+	check "NOTES: the glossary has the terms issue 11 asks for" "" \
+		"$(for term in 规范名称记录 邮件别名 信封发件人 信头发件人 信封收件人 信头收件人 智能主机 回车换行 '会话 / 事务' 扩展 中继主机 守护进程 后台程序 返回路径 邮件列表; do
+			sed -n '/^## Part 5:/,/^## Part 6:/p' NOTES.md | grep -q "^| .*| .*$term" || echo "missing: $term"; done)"
+}
