@@ -91,16 +91,16 @@ pf_idle() {
 	return 1
 }
 
-# rate DIR N COMMAND...: messages per second until DIR has N new files
-# ("-" if the load failed or did not finish in 300 s).
+# rate DIR N COMMAND...: "messages/s seconds load-CPU-seconds" until DIR
+# has N new files ("- - -" if the load failed or did not finish in 300 s).
 rate() {
 	local dir=$1 n=$2 out; shift 2
 	out=$("$PB" wait "$dir" "$n" 300 "$@" 2>>"$W/load.err")
 	if [ $? -eq 0 ]; then
-		echo "$out" | awk -v n="$n" -F'[= ]' '{ printf "%.0f\n", n / $2 }'
+		echo "$out" | awk -v n="$n" '{ split($1, t, "="); split($4, c, "="); printf "%.0f %s %s\n", n / t[2], t[2], c[2] }'
 	else
 		echo "load failed: $* ($out)" >>"$W/load.err"
-		echo "-"
+		echo "- - -"
 	fi
 }
 
@@ -179,8 +179,11 @@ cpu_ticks() {
 	echo "$sum"
 }
 TICK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+CORES=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 
-# measure SHAPE SERVER-PID DIR PORT RCPT: "rate cpu-us-per-message"
+# measure SHAPE SERVER-PID DIR PORT RCPT: "rate server-CPU-us-per-message
+# busy%", busy: the server's and the load's CPU time over what the
+# machine's cores could give in the run's time
 measure() {
 	local s=$1 pid=$2 dir=$3 n c0 c1 r
 	n=$(shape_n "$s")
@@ -190,12 +193,14 @@ measure() {
 	r=$(rate "$dir" "$n" $(load "$4" "$5" $(shape_args "$s")))
 	sleep 0.2                   # the last sessions exit and are reaped
 	c1=$(ROOT=$pid cpu_ticks)
-	echo "$r $(awk -v a="$c0" -v b="$c1" -v n="$n" -v t="$TICK" 'BEGIN { printf "%.0f", (b - a) * 1e6 / t / n }')"
+	echo "$r" | awk -v a="$c0" -v b="$c1" -v n="$n" -v t="$TICK" -v cores="$CORES" '
+		$1 == "-" { print "- - -"; exit }
+		{ cpu = (b - a) / t; printf "%s %.0f %.0f\n", $1, cpu * 1e6 / n, 100 * (cpu + $3) / (cores * $2) }'
 }
 run_ours() { measure "$1" "$ours_pid" "$W/ours/mail/bench/new" "$ours_port" bench@bench.test; }
 run_pf() { pf_idle; measure "$1" "$PF_PID" "$W/pf/mail/bench/new" "$pf_port" bench@pf.test; }
 
-echo "make bench-peers: $(nproc 2>/dev/null || echo ?) cores, smtpd and Postfix $(postconf -d -h mail_version 2>/dev/null) alternating, $ROUNDS rounds"
+echo "make bench-peers: $CORES cores, smtpd and Postfix $(postconf -d -h mail_version 2>/dev/null) alternating, $ROUNDS rounds"
 echo "(per shape: smtpd/s Postfix/s; the machine's limits measured before each shape)"
 : >"$W/results"
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -210,7 +215,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			b=$(run_pf $s); a=$(run_ours $s)
 		fi
 		echo "shape $s $a $b" >>"$W/results"
-		line="$line  ${a% *}/${b% *}"
+		line="$line  ${a%% *}/${b%% *}"
 	done
 	echo "$line"
 done
@@ -234,10 +239,10 @@ relay_pf() {
 	rate "$W/sink/mail/x/new" "$NRELAY" $(load "$pf_port" x@sink.test -s 5 -m "$NRELAY" -d)
 }
 echo "limits relay $(limits | tr '\n' ' ')" >>"$W/results"
-j1=$(relay_ours 1)
-rp=$(relay_pf)
+j1=$(relay_ours 1 | cut -d' ' -f1)
+rp=$(relay_pf | cut -d' ' -f1)
 j4=-
-[ "$JOBS" = 1 ] || j4=$(relay_ours 4)
+[ "$JOBS" = 1 ] || j4=$(relay_ours 4 | cut -d' ' -f1)
 left=$(find "$W/relay/queue" -type f -path '*entries*' | wc -l)
 
 # ---- the table ---------------------------------------------------------------------------
@@ -250,38 +255,46 @@ pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) pri
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2fx", a / b }'; }
 
 # What bounds each shape: one session waits for each durable write in
-# turn (1 writer), and with a connection per message for a fork too;
-# 20 sessions write at once, and the file system commits their fsyncs
-# together (20 writers).  A relayed message is written durably twice.
-bound() {           # bound SHAPE: "limit/s|what"
+# turn (1 writer), and with a connection per message for a fork too; 20
+# sessions have up to 20 durable writes waiting at once (20 writers).
+# "CPU busy" is the server's and the load generator's CPU time over what
+# the machine's cores could give in the run's time: near 100 %, the
+# processors are the limit instead.
+bound() {           # bound SHAPE: "limit|what"
 	case $1 in
 	0) awk -v d="$D1" -v f="$FK" 'BEGIN { printf "%.0f|1 writer + fork\n", 1 / (1 / d + f / 1e6) }' ;;
 	1) echo "$D1|1 writer" ;;
-	2 | 3) echo "$D20|20 writers" ;;
-	relay) awk -v d="$D20" 'BEGIN { printf "%.0f|20 writers, 2 writes\n", d / 2 }' ;;
+	*) echo "$D20|20 writers" ;;
 	esac
 }
-row() {             # row LABEL OURS POSTFIX BOUND-SPEC [CPU-OURS CPU-POSTFIX]
-	local lim=${4%%|*} what=${4#*|}
-	printf '%-38s %8s %9s %6s  %-30s %6s %7s  %6s %7s\n' "$1" "$2" "$3" "$(ratio "$2" "$3")" "$what ($lim/s)" \
-		"$(pct "$2" "$lim")" "$(pct "$3" "$lim")" "${5:-}" "${6:-}"
+FMT='%-38s %7s %9s %6s  %-22s %6s %7s  %6s %7s  %6s %7s\n'
+row() {             # row LABEL SHAPE "rate cpu busy" (smtpd) "rate cpu busy" (Postfix)
+	local b lim a ca ba p cp bp
+	read -r a ca ba <<<"$3"
+	read -r p cp bp <<<"$4"
+	b=$(bound "$2"); lim=${b%%|*}
+	# shellcheck disable=SC2059
+	printf "$FMT" "$1" "$a" "$p" "$(ratio "$a" "$p")" "${b#*|} $lim/s" \
+		"$(pct "$a" "$lim")" "$(pct "$p" "$lim")" "${ba:--}%" "${bp:--}%" "${ca:-}" "${cp:-}"
 }
+# the medians of a shape's fields for one server: "rate cpu busy"
+medians() { local c; for c in "$@"; do col shape "$S" "$c"; done | tr '\n' ' '; }
 
 echo
 echo "machine (medians): durable writes/s: $D1 with 1 writer, $D2 with 2, $D20 with 20; fork+exit+wait: $FK us"
 echo "(a durable write: create in tmp/, write 4 KiB, fsync, rename into new/, fsync new/)"
 echo
-printf '%-38s %8s %9s %6s  %-30s %14s  %14s\n' "" "" "" "" "" "% of limit" "CPU us/msg"
-printf '%-38s %8s %9s %6s  %-30s %6s %7s  %6s %7s\n' "shape (4 KiB messages)" "smtpd/s" "Postfix/s" "ratio" \
-	"bounding limit" "smtpd" "Postfix" "smtpd" "Postfix"
-for s in 0 1 2 3; do
-	row "${SHAPES[$s]}" "$(col shape $s 3)" "$(col shape $s 5)" "$(bound $s)" "$(col shape $s 4)" "$(col shape $s 6)"
+printf '%-38s %7s %9s %6s  %-22s %14s  %14s  %14s\n' "" "" "" "" "" "% of limit" "CPU busy" "CPU us/msg"
+# shellcheck disable=SC2059
+printf "$FMT" "shape (4 KiB messages)" "smtpd/s" "Postfix/s" "ratio" "bounding limit" "smtpd" "Postfix" "smtpd" "Postfix" "smtpd" "Postfix"
+for S in 0 1 2 3; do
+	row "${SHAPES[$S]}" "$S" "$(medians 3 4 5)" "$(medians 6 7 8)"
 done
-row "relay $NRELAY over 5 sessions, -j 1" "$j1" "$rp" "$(bound relay)"
+printf '%-38s %8s %9s %6s\n' "relay $NRELAY over 5 sessions, -j 1" "$j1" "$rp" "$(ratio "$j1" "$rp")"
 if [ "$JOBS" = 1 ]; then
 	echo "relay, -j 4: smtp_send has no -j option yet"
 else
-	row "relay $NRELAY over 5 sessions, -j 4" "$j4" "$rp" "$(bound relay)"
+	printf '%-38s %8s %9s %6s\n' "relay $NRELAY over 5 sessions, -j 4" "$j4" "$rp" "$(ratio "$j4" "$rp")"
 fi
 [ "$left" = 0 ] || echo "note: $left entries left in our relay queue"
 [ ! -s "$W/load.err" ] || { echo "load errors:"; head -n 20 "$W/load.err"; }

@@ -4,7 +4,8 @@
  *   peerbench wait DIR N SECONDS command [arg...]
  *       run the command (the load), and time from its start until DIR
  *       holds N more files than before (a message counts as delivered
- *       when its file is in new/); prints "seconds=S files=F status=X"
+ *       when its file is in new/); prints "seconds=S files=F status=X
+ *       load_cpu=C" (C: the command's CPU seconds, user and system)
  *   peerbench durable DIR WRITERS SECONDS
  *       the machine's durable writes per second, the way a Maildir
  *       delivery does them: create DIR/tmp/NAME, write 4 KiB, fsync,
@@ -22,6 +23,7 @@
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -70,6 +72,7 @@ static int cmd_wait(char **argv)
 	long want = atol(argv[1]), before = count_files(dir), have = 0;
 	double limit = atof(argv[2]), t0 = now(), t = t0;
 	struct timespec pause = { 0, POLL_NS };
+	struct rusage ru;
 	int status = -1, exited = 0;
 	pid_t pid;
 
@@ -101,8 +104,11 @@ static int cmd_wait(char **argv)
 		kill(pid, SIGTERM);
 		waitpid(pid, &status, 0);
 	}
-	printf("seconds=%.3f files=%ld status=%d\n", t - t0, have,
-	       WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	getrusage(RUSAGE_CHILDREN, &ru);
+	printf("seconds=%.3f files=%ld status=%d load_cpu=%.3f\n", t - t0, have,
+	       WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
+	       (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
 	return have >= want && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
 }
 
