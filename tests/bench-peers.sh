@@ -182,21 +182,33 @@ cpu_ticks() {
 TICK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 CORES=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 
-# measure SHAPE SERVER-PID DIR PORT RCPT: "rate server-CPU-us-per-message
-# busy%", busy: the server's and the load's CPU time over what the
-# machine's cores could give in the run's time
+# The whole machine's CPU time so far, from /proc/stat: "busy total"
+# (idle and iowait are not busy).
+machine_ticks() {
+	awk '$1 == "cpu" { for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t; exit }' /proc/stat
+}
+
+# measure SHAPE SERVER-PID DIR PORT RCPT: "rate CPU-us-per-message busy
+# all": the server's CPU time per message; its and the load generator's
+# CPU time as a share of what the machine's cores could give in the
+# run's time; the share of the whole machine's CPU time that was busy
+# (other programs on the machine included)
 measure() {
-	local s=$1 pid=$2 dir=$3 n c0 c1 r
+	local s=$1 pid=$2 dir=$3 n c0 c1 m0 m1 r
 	n=$(shape_n "$s")
 	fresh "$dir"
 	c0=$(ROOT=$pid cpu_ticks)
+	m0=$(machine_ticks)
 	# shellcheck disable=SC2046
 	r=$(rate "$dir" "$n" $(load "$4" "$5" $(shape_args "$s")))
+	m1=$(machine_ticks)
 	sleep 0.2                   # the last sessions exit and are reaped
 	c1=$(ROOT=$pid cpu_ticks)
-	echo "$r" | awk -v a="$c0" -v b="$c1" -v n="$n" -v t="$TICK" -v cores="$CORES" '
-		$1 == "-" { print "- - -"; exit }
-		{ cpu = (b - a) / t; printf "%s %.0f %.0f\n", $1, cpu * 1e6 / n, 100 * (cpu + $3) / (cores * $2) }'
+	echo "$r $m0 $m1" | awk -v a="$c0" -v b="$c1" -v n="$n" -v t="$TICK" -v cores="$CORES" '
+		$1 == "-" { print "- - - -"; exit }
+		{ cpu = (b - a) / t
+		  printf "%s %.0f %.0f %.0f\n", $1, cpu * 1e6 / n, 100 * (cpu + $3) / (cores * $2),
+			 100 * ($6 - $4) / ($7 - $5) }'
 }
 # Before either server's run Postfix has finished its last one (it
 # still removes queue files after the last delivery).
@@ -266,8 +278,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) p
 # turn (1 writer), and with a connection per message for a fork too; 20
 # sessions have up to 20 durable writes waiting at once (20 writers).
 # "CPU busy" is the server's and the load generator's CPU time over what
-# the machine's cores could give in the run's time: near 100 %, the
-# processors are the limit instead.
+# the machine's cores could give in the run's time, then the same for
+# everything the machine ran: near 100 %, the processors are the limit.
 bound() {           # bound SHAPE: "limit|what"
 	case $1 in
 	0) awk -v d="$D1" -v f="$FK" 'BEGIN { printf "%.0f|1 writer + fork\n", 1 / (1 / d + f / 1e6) }' ;;
@@ -275,28 +287,28 @@ bound() {           # bound SHAPE: "limit|what"
 	*) echo "$D20|20 writers" ;;
 	esac
 }
-FMT='%-38s %7s %9s %6s  %-22s %6s %7s  %6s %7s  %6s %7s\n'
-row() {             # row LABEL SHAPE "rate cpu busy" (smtpd) "rate cpu busy" (Postfix)
-	local b lim a ca ba p cp bp
-	read -r a ca ba <<<"$3"
-	read -r p cp bp <<<"$4"
+FMT='%-38s %7s %9s %6s  %-22s %6s %7s  %7s %7s  %6s %7s\n'
+row() {             # row LABEL SHAPE "rate cpu busy all" (smtpd) "rate cpu busy all" (Postfix)
+	local b lim a ca ba ma p cp bp mp
+	read -r a ca ba ma <<<"$3"
+	read -r p cp bp mp <<<"$4"
 	b=$(bound "$2"); lim=${b%%|*}
 	# shellcheck disable=SC2059
 	printf "$FMT" "$1" "$a" "$p" "$(ratio "$a" "$p")" "${b#*|} $lim/s" \
-		"$(pct "$a" "$lim")" "$(pct "$p" "$lim")" "${ba:--}%" "${bp:--}%" "${ca:-}" "${cp:-}"
+		"$(pct "$a" "$lim")" "$(pct "$p" "$lim")" "${ba:--}/${ma:--}%" "${bp:--}/${mp:--}%" "${ca:-}" "${cp:-}"
 }
-# the medians of a shape's fields for one server: "rate cpu busy"
+# the medians of a shape's fields for one server: "rate cpu busy all"
 medians() { local c; for c in "$@"; do col shape "$S" "$c"; done | tr '\n' ' '; }
 
 echo
 echo "machine (best of $(grep -c '^limits' "$W/results") samples): durable writes/s: $D1 with 1 writer, $D2 with 2, $D20 with 20; fork+exit+wait: $FK us"
 echo "(a durable write: create in tmp/, write 4 KiB, fsync, rename into new/, fsync new/)"
 echo
-printf '%-38s %7s %9s %6s  %-22s %14s  %14s  %14s\n' "" "" "" "" "" "% of limit" "CPU busy" "CPU us/msg"
+printf '%-38s %7s %9s %6s  %-22s %14s  %15s  %14s\n' "" "" "" "" "" "% of limit" "CPU busy *" "CPU us/msg"
 # shellcheck disable=SC2059
 printf "$FMT" "shape (4 KiB messages)" "smtpd/s" "Postfix/s" "ratio" "bounding limit" "smtpd" "Postfix" "smtpd" "Postfix" "smtpd" "Postfix"
 for S in 0 1 2 3; do
-	row "${SHAPES[$S]}" "$S" "$(medians 3 4 5)" "$(medians 6 7 8)"
+	row "${SHAPES[$S]}" "$S" "$(medians 3 4 5 6)" "$(medians 7 8 9 10)"
 done
 printf '%-38s %8s %9s %6s\n' "relay $NRELAY over 5 sessions, -j 1" "$j1" "$rp" "$(ratio "$j1" "$rp")"
 if [ "$JOBS" = 1 ]; then
@@ -304,5 +316,6 @@ if [ "$JOBS" = 1 ]; then
 else
 	printf '%-38s %8s %9s %6s\n' "relay $NRELAY over 5 sessions, -j 4" "$j4" "$rp" "$(ratio "$j4" "$rp")"
 fi
+echo "* CPU busy: the server and smtp-source / the whole machine (everything running), % of $CORES cores"
 [ "$left" = 0 ] || echo "note: $left entries left in our relay queue"
 [ ! -s "$W/load.err" ] || { echo "load errors:"; head -n 20 "$W/load.err"; }
