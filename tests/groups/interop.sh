@@ -17,9 +17,9 @@ TEST_GROUPS+=(interop_dns interop_postfix interop_clients interop_readers)
 
 # ---- peers -------------------------------------------------------------------------
 
-# peer NAME PACKAGE PROGRAM...: true if every PROGRAM is installed; else
+# ip_peer NAME PACKAGE PROGRAM...: true if every PROGRAM is installed; else
 # say which peer is missing (skipped, or failed under INTEROP_REQUIRE).
-peer() {
+ip_peer() {
 	local name=$1 pkg=$2 p; shift 2
 	for p in "$@"; do
 		if ! command -v "$p" >/dev/null 2>&1 && [ ! -x "$p" ]; then
@@ -41,7 +41,7 @@ PY=/usr/bin/python3
 # that cannot take port 0.  Below 32768, so it is not one of Linux's
 # ephemeral ports that a client could take meanwhile; the callers still
 # retry with another port if the server cannot bind it.
-free_port() {
+ip_free_port() {
 	local p i
 	for ((i = 0; i < 100; i++)); do
 		p=$((20000 + RANDOM % 12000))
@@ -56,7 +56,7 @@ free_port() {
 
 # Stop a server that has children of its own: the children it has now
 # are noted first, then the server, then any child still there; all by pid.
-stop_tree() {
+ip_stop_tree() {
 	local kids p
 	kids=$(children_of "$1")
 	stop_pid "$1"
@@ -85,20 +85,20 @@ interop_zone() {
 }
 
 # The records alone, "name TYPE data...", names lower-case.
-zone_records() {
+ip_zone_records() {
 	awk 'NF >= 3 && $2 ~ /^(A|AAAA|MX|CNAME)$/ { $1 = tolower($1); print }' "$1"
 }
 
 # The apexes: every name's last two labels.
-zone_apexes() {
-	zone_records "$1" | awk '{ n = split($1, l, "."); print l[n - 1] "." l[n] }' | sort -u
+ip_zone_apexes() {
+	ip_zone_records "$1" | awk '{ n = split($1, l, "."); print l[n - 1] "." l[n] }' | sort -u
 }
 
 # An RFC 1035 master file for NSD: every record under APEX, absolute names.
-zone_to_nsd() {
+ip_zone_to_nsd() {
 	local zone=$1 apex=$2
 	printf '$TTL 300\n%s. IN SOA ns.invalid. hostmaster.invalid. 1 3600 600 86400 300\n%s. IN NS ns.invalid.\n' "$apex" "$apex"
-	zone_records "$zone" | awk -v apex="$apex" '
+	ip_zone_records "$zone" | awk -v apex="$apex" '
 		$1 != apex && substr($1, length($1) - length(apex)) != "." apex { next }
 		$2 == "MX"    { print $1 ". IN MX " $3 " " ($4 == "." ? "." : $4 ".") ; next }
 		$2 == "CNAME" { print $1 ". IN CNAME " $3 "."; next }
@@ -108,24 +108,24 @@ zone_to_nsd() {
 # dnsmasq's configuration: local data only, never an upstream server.
 # dnsmasq answers an MX set in the reverse order of its lines, so the
 # lines go in reverse: on the wire the records keep the zone's order.
-zone_to_dnsmasq() {
+ip_zone_to_dnsmasq() {
 	local a
 	printf 'no-resolv\nno-hosts\nno-poll\n'
-	for a in $(zone_apexes "$1"); do echo "local=/$a/"; done
-	zone_records "$1" | awk '
+	for a in $(ip_zone_apexes "$1"); do echo "local=/$a/"; done
+	ip_zone_records "$1" | awk '
 		$2 == "MX"    { mx[++n] = "mx-host=" $1 "," $4 "," $3; next }
 		$2 == "CNAME" { print "cname=" $1 "," $3; next }
 		{ print "host-record=" $1 "," $3 }
 		END { while (n > 0) print mx[n--] }'
 }
 
-# start_nsd DIR ZONE: NSD on 127.0.0.1, a free port, in the foreground.
+# ip_start_nsd DIR ZONE: NSD on 127.0.0.1, a free port, in the foreground.
 # Sets SPID, PORT (empty if it did not start).
-start_nsd() {
+ip_start_nsd() {
 	local d=$1 zone=$2 a try
 	mkdir -p "$d"
 	for try in 1 2 3 4 5; do
-		PORT=$(free_port) || return 1
+		PORT=$(ip_free_port) || return 1
 		{
 			printf 'server:\n  ip-address: 127.0.0.1\n  port: %s\n  do-ip6: no\n' "$PORT"
 			printf '  username: ""\n  chroot: ""\n  database: ""\n  zonesdir: "%s"\n' "$d"
@@ -133,8 +133,8 @@ start_nsd() {
 			printf '  pidfile: "%s/nsd.pid"\n  logfile: "%s/nsd.log"\n' "$d" "$d"
 			printf '  server-count: 1\n  verbosity: 1\n  zonefiles-write: 0\n'
 			printf 'remote-control:\n  control-enable: no\n'
-			for a in $(zone_apexes "$zone"); do
-				zone_to_nsd "$zone" "$a" >"$d/$a.zone"
+			for a in $(ip_zone_apexes "$zone"); do
+				ip_zone_to_nsd "$zone" "$a" >"$d/$a.zone"
 				printf 'zone:\n  name: %s\n  zonefile: "%s/%s.zone"\n' "$a" "$d" "$a"
 			done
 		} >"$d/nsd.conf"
@@ -142,31 +142,31 @@ start_nsd() {
 		nsd -d -c "$d/nsd.conf" >>"$d/nsd.out" 2>&1 &
 		SPID=$!
 		PIDS+=("$SPID")
-		nsd_up() { grep -qs 'nsd started' "$d/nsd.log" || dead "$SPID"; }
-		poll 200 nsd_up
+		ip_nsd_up() { grep -qs 'nsd started' "$d/nsd.log" || dead "$SPID"; }
+		poll 200 ip_nsd_up
 		alive "$SPID" && grep -qs 'nsd started' "$d/nsd.log" && return 0
-		stop_tree "$SPID"
+		ip_stop_tree "$SPID"
 	done
 	PORT=
 	cat "$d/nsd.log" "$d/nsd.out" >&2
 }
 
-# start_dnsmasq DIR ZONE: dnsmasq on 127.0.0.1, a free port, in the
+# ip_start_dnsmasq DIR ZONE: dnsmasq on 127.0.0.1, a free port, in the
 # foreground (-k), as the user running the tests.  Sets SPID, PORT.
-start_dnsmasq() {
+ip_start_dnsmasq() {
 	local d=$1 zone=$2 try
 	mkdir -p "$d"
-	zone_to_dnsmasq "$zone" >"$d/dnsmasq.conf"
+	ip_zone_to_dnsmasq "$zone" >"$d/dnsmasq.conf"
 	for try in 1 2 3 4 5; do
-		PORT=$(free_port) || return 1
+		PORT=$(ip_free_port) || return 1
 		: >"$d/dnsmasq.log"
 		dnsmasq -k -C "$d/dnsmasq.conf" --port="$PORT" --listen-address=127.0.0.1 --bind-interfaces \
 			--user="$(id -un)" --group="$(id -gn)" --pid-file="$d/dnsmasq.pid" \
 			--log-facility="$d/dnsmasq.log" --log-queries >>"$d/dnsmasq.out" 2>&1 &
 		SPID=$!
 		PIDS+=("$SPID")
-		dnsmasq_up() { grep -qs 'using only locally-known' "$d/dnsmasq.log" || dead "$SPID"; }
-		poll 200 dnsmasq_up
+		ip_dnsmasq_up() { grep -qs 'using only locally-known' "$d/dnsmasq.log" || dead "$SPID"; }
+		poll 200 ip_dnsmasq_up
 		alive "$SPID" && return 0
 		stop_pid "$SPID"
 	done
@@ -174,10 +174,10 @@ start_dnsmasq() {
 	cat "$d/dnsmasq.log" "$d/dnsmasq.out" >&2
 }
 
-# mx_wire_order SERVER PORT NAME: the MX preferences in the order the
+# ip_mx_wire_order SERVER PORT NAME: the MX preferences in the order the
 # server puts them into its answer (over TCP), one line.  Python does the
 # parsing so the check does not depend on the code under test.
-mx_wire_order() {
+ip_mx_wire_order() {
 	"$PY" - "$@" <<'EOF'
 import socket, struct, sys
 host, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -213,8 +213,8 @@ EOF
 
 # ---- DNS: NSD and dnsmasq ------------------------------------------------------------
 
-# routes DNS NAME...: smtp_send -M for each name, with its exit status.
-routes() {
+# ip_routes DNS NAME...: smtp_send -M for each name, with its exit status.
+ip_routes() {
 	local dns=$1 n; shift
 	for n in "$@"; do
 		"$SEND" -R "$dns" -T 3 -M "$n" 2>&1
@@ -229,9 +229,9 @@ t_interop_dns() {
 	interop_zone >"$zone"
 	start_dnsd ipdns/dnsd <"$zone"
 	# every name with a record, and two that do not exist
-	names=$(zone_records "$zone" | awk '{ print $1 }' | sort -u)
+	names=$(ip_zone_records "$zone" | awk '{ print $1 }' | sort -u)
 	names="$names nosuch.example.org nosuch.example.net"
-	routes "$DNS" $names >"$d/dnsd.routes"
+	ip_routes "$DNS" $names >"$d/dnsd.routes"
 	local big_best="route to big.example.org
   MX records of big.example.org, best first:"
 	local p
@@ -259,11 +259,11 @@ route to nosuch.example.net
 exit 68"
 	for server in NSD dnsmasq; do
 		if [ $server = NSD ]; then
-			peer NSD nsd nsd || continue
-			start_nsd "$d/nsd" "$zone"
+			ip_peer NSD nsd nsd || continue
+			ip_start_nsd "$d/nsd" "$zone"
 		else
-			peer dnsmasq dnsmasq-base dnsmasq || continue
-			start_dnsmasq "$d/dnsmasq" "$zone"
+			ip_peer dnsmasq dnsmasq-base dnsmasq || continue
+			ip_start_dnsmasq "$d/dnsmasq" "$zone"
 		fi
 		NSPID=$SPID
 		if [ -z "$PORT" ]; then
@@ -271,20 +271,20 @@ exit 68"
 			continue
 		fi
 		dns=127.0.0.1:$PORT
-		routes "$dns" $names >"$d/$server.routes"
+		ip_routes "$dns" $names >"$d/$server.routes"
 		check "$server: smtp_send -M gives tests/dnsd's route for all $(echo $names | wc -w) names" "" \
 			"$(diff "$d/dnsd.routes" "$d/$server.routes")"
 		check "$server: CNAME chain, MX preferences, implicit MX, null MX, NXDOMAIN" "$expect" \
-			"$(routes "$dns" chain.example.org printer.example.org nomail.example.org nosuch.example.net)"
+			"$(ip_routes "$dns" chain.example.org printer.example.org nomail.example.org nosuch.example.net)"
 		out=$("$SEND" -v -R "$dns" -T 3 -M big.example.org 2>&1 >/dev/null | grep -c 'big.example.org MX: truncated over UDP, asking again over TCP')
 		check "$server: 40 MX records do not fit into UDP: truncated, asked again over TCP" "1" "$out"
 		if [ -x "$PY" ]; then
 			check "$server: lists the 40 MX records worst first (as the tests need)" \
-				"$(seq 50 -1 11 | tr '\n' ' ' | sed 's/ $//')" "$(mx_wire_order 127.0.0.1 "${dns#*:}" big.example.org)"
+				"$(seq 50 -1 11 | tr '\n' ' ' | sed 's/ $//')" "$(ip_mx_wire_order 127.0.0.1 "${dns#*:}" big.example.org)"
 		fi
 		# issue 9 point 4: sort all MX records, then keep the best 16
 		check "$server: of 40 MX records listed worst first, -M keeps the best 16" "$big_best
-exit 0" "$(routes "$dns" big.example.org | grep -E '^(route|  MX records|    [0-9]+ |exit)')"
+exit 0" "$(ip_routes "$dns" big.example.org | grep -E '^(route|  MX records|    [0-9]+ |exit)')"
 		# a delivery: bob@cs.example.net, through the CNAME to mx1.example.net
 		rm -rf "$d/smtpd"
 		start_smtpd ipdns/smtpd -a 127.0.0.3 -m mail -d example.net -d cs.example.net
@@ -295,7 +295,7 @@ exit 0" "$(routes "$dns" big.example.org | grep -E '^(route|  MX records|    [0-
 		check "$server: a message to bob@cs.example.net arrives at mx1.example.net" "0|1|resolved by $server" \
 			"$out|$(count_files "$T/ipdns/smtpd/mail/bob/new")|$(tail -n 1 "$(only_file "$T/ipdns/smtpd/mail/bob/new")" | tr -d '\r')"
 		stop_pid "$SPID"
-		if [ $server = NSD ]; then stop_tree "$NSPID"; else stop_pid "$NSPID"; fi
+		if [ $server = NSD ]; then ip_stop_tree "$NSPID"; else stop_pid "$NSPID"; fi
 	done
 	stop_pid "$DPID"
 }
@@ -308,17 +308,17 @@ exit 0" "$(routes "$dns" big.example.org | grep -E '^(route|  MX records|    [0-
 # A stored message without the trace headers an MTA puts on top
 # (Return-Path, X-Original-To, Delivered-To, Received and their
 # continuation lines): what the sender wrote, if nothing was changed.
-strip_trace() {
+ip_strip_trace() {
 	awk 'top && /^(Return-Path|X-Original-To|Delivered-To|Received):/ { skip = 1; next }
 	     top && skip && /^[ \t]/ { next }
 	     { top = 0; print }' top=1 "$@"
 }
-body_of() { sed '1,/^$/d' "$@"; }       # after the first empty line
+ip_body_of() { sed '1,/^$/d' "$@"; }       # after the first empty line
 # smtp_send's word for a recipient the next server took: "sent" since
 # issue 11 (as Postfix's status=sent), "delivered" before
-sent_words() { sed 's/^\(smtp_send: <[^>]*>\) delivered relay=/\1 sent relay=/' "$@"; }
-since() { tail -n +"$(($2 + 1))" "$1"; }  # since FILE LINES: lines after the first LINES
-lines() { wc -l <"$1" | tr -d ' '; }
+ip_sent_words() { sed 's/^\(smtp_send: <[^>]*>\) delivered relay=/\1 sent relay=/' "$@"; }
+ip_since() { tail -n +"$(($2 + 1))" "$1"; }  # ip_since FILE LINES: lines after the first LINES
+ip_lines() { wc -l <"$1" | tr -d ' '; }
 
 # pf_files USER: Postfix's stored messages for USER@pf.test
 pf_files() { find "$PF/mail/$1/new" -type f 2>/dev/null; }
@@ -334,7 +334,7 @@ interop_message() {
 }
 
 t_interop_postfix() {
-	peer Postfix postfix postfix "$PF_MASTER" || return
+	ip_peer Postfix postfix postfix "$PF_MASTER" || return
 	if [ "$(id -u)" != 0 ]; then
 		skip "interop: a private Postfix instance needs root (its daemons run as user postfix): skipped"
 		return
@@ -347,7 +347,7 @@ t_interop_postfix() {
 	mkdir -p "$d/smtpd/mail/bob" "$d/smtpd/mail/carol" "$d/smtpd/mail/dave"
 	PF=$d/postfix
 	for try in 1 2 3 4 5; do
-		PF_PORT=$(free_port)
+		PF_PORT=$(ip_free_port)
 		rm -rf "$PF"
 		pf_config "$PF" "$PF_PORT" "relayhost = [127.0.0.1]:$ours" \
 			"smtpd_recipient_limit = 4" "message_size_limit = 100000" \
@@ -372,7 +372,7 @@ t_interop_postfix() {
 	poll 200 test "$(pf_count alice)" = 1
 	check "Postfix next hop: sent, exit 0" "0|1" "$rc|$(grep -cE '<alice@pf.test> (delivered|sent) ' "$d/m1.err")"
 	check "Postfix next hop: it stores our message byte for byte (under its trace headers)" \
-		"$(tr -d '\r' <"$d/m1" | od -c)" "$(strip_trace "$(pf_files alice)" | od -c)"
+		"$(tr -d '\r' <"$d/m1" | od -c)" "$(ip_strip_trace "$(pf_files alice)" | od -c)"
 
 	# 2. a 4xx and a 5xx recipient among good ones
 	printf 'Subject: codes\r\n\r\nthree recipients\r\n' |
@@ -383,16 +383,16 @@ smtp_send: <bob@pf.test> sent relay=127.0.0.1[127.0.0.1]:P reply=\"250 2.0.0 Ok:
 smtp_send: <busy@pf.test> deferred relay=127.0.0.1[127.0.0.1]:P reply=\"450 4.2.1 <busy@pf.test>: Recipient address rejected: mailbox busy, try later\"
 smtp_send: <nobody@pf.test> failed relay=127.0.0.1[127.0.0.1]:P reply=\"550 5.1.1 <nobody@pf.test>: Recipient address rejected: User unknown in virtual mailbox table\"" \
 		"$rc
-$(sent_words "$d/m2.err" | sed -e "s/:$PF_PORT /:P /" -e 's/queued as [^"]*/queued as ID/')"
+$(ip_sent_words "$d/m2.err" | sed -e "s/:$PF_PORT /:P /" -e 's/queued as [^"]*/queued as ID/')"
 
 	# 3. smtpd_recipient_limit = 4, and six recipients.  Issue 9 point 10:
 	# the 452 ones go in a second transaction on the same connection.
-	mark=$(lines "$PF/maillog")
+	mark=$(ip_lines "$PF/maillog")
 	printf 'Subject: limit\r\n\r\nsix recipients\r\n' |
 		"$SEND" -H client.test -f carol@ours.test -S "$pf" alice@pf.test bob@pf.test carol@pf.test \
 			dave@pf.test erin@pf.test frank@pf.test 2>"$d/m3.err"; rc=$?
 	check "Postfix next hop: recipient limit 4 (452), six recipients: all delivered over one connection" "0|6|1" \
-		"$rc|$(grep -cE '> (delivered|sent) ' "$d/m3.err")|$(since "$PF/maillog" "$mark" | grep -c 'smtpd.*: connect from')"
+		"$rc|$(grep -cE '> (delivered|sent) ' "$d/m3.err")|$(ip_since "$PF/maillog" "$mark" | grep -c 'smtpd.*: connect from')"
 
 	# 4. over message_size_limit: 552 at MAIL (SIZE=), a permanent failure
 	{ printf 'Subject: too big\r\n\r\n'; for ((f = 0; f < 2500; f++)); do printf '%060d\r\n' "$f"; done; } >"$d/m4"
@@ -413,7 +413,7 @@ $(sent_words "$d/m2.err" | sed -e "s/:$PF_PORT /:P /" -e 's/queued as [^"]*/queu
 	check "Postfix next hop, -q: delivered, bounced, deferred (exit 75); one entry left" "75|1|1|1" \
 		"$rc|$(pf_count grace)|$(pf_count heidi)|$(count_files "$d/smtpd/queue/entries")"
 	check "Postfix next hop, -q: the relayed body is byte for byte ours" \
-		"$(interop_message queued | tr -d '\r' | body_of | od -c)" "$(body_of "$(pf_files grace)" | od -c)"
+		"$(interop_message queued | tr -d '\r' | ip_body_of | od -c)" "$(ip_body_of "$(pf_files grace)" | od -c)"
 	f=$(pf_files heidi)
 	check "Postfix next hop, -q: it takes our bounce (null sender) for the 550" \
 		"Return-Path: <>|1|1" \
@@ -421,17 +421,17 @@ $(sent_words "$d/m2.err" | sed -e "s/:$PF_PORT /:P /" -e 's/queued as [^"]*/queu
 
 	# 6. Postfix as the sender: it relays to our smtpd (relayhost)
 	interop_message relayed >"$d/m6"
-	mark=$(lines "$PF/maillog")
+	mark=$(ip_lines "$PF/maillog")
 	"$SEND" -H client.test -f alice@pf.test -S "$pf" bob@ours.test carol@ours.test dave@ours.test <"$d/m6" 2>"$d/m6.err"
 	local got
-	postfix_relayed() { [ "$(since "$PF/maillog" "$mark" | grep -c 'status=sent')" -ge 3 ]; }
-	poll 400 postfix_relayed
+	ip_postfix_relayed() { [ "$(ip_since "$PF/maillog" "$mark" | grep -c 'status=sent')" -ge 3 ]; }
+	poll 400 ip_postfix_relayed
 	got=$(for f in bob carol dave; do count_files "$d/smtpd/mail/$f/new"; done | tr '\n' ' ')
 	check "Postfix as sender: three recipients, each copy in our Maildir" "1 1 1 " "$got"
 	check "Postfix as sender: 8-bit and dot-stuffed body arrives exactly" \
-		"$(tr -d '\r' <"$d/m6" | body_of | od -c)" "$(body_of "$(only_file "$d/smtpd/mail/dave/new")" | od -c)"
+		"$(tr -d '\r' <"$d/m6" | ip_body_of | od -c)" "$(ip_body_of "$(only_file "$d/smtpd/mail/dave/new")" | od -c)"
 	check "Postfix as sender: its log says status=sent to us for each" "3" \
-		"$(since "$PF/maillog" "$mark" | grep -cE "to=<(bob|carol|dave)@ours.test>, relay=127.0.0.1\[127.0.0.1\]:$ours, .*status=sent \(250 2.0.0 ")"
+		"$(ip_since "$PF/maillog" "$mark" | grep -cE "to=<(bob|carol|dave)@ours.test>, relay=127.0.0.1\[127.0.0.1\]:$ours, .*status=sent \(250 2.0.0 ")"
 
 	pf_stop "$PF_PID"
 	check "Postfix: the private instance is stopped: no master, no daemon, nothing listening" "0|0|0" \
@@ -442,7 +442,7 @@ $(sent_words "$d/m2.err" | sed -e "s/:$PF_PORT /:P /" -e 's/queued as [^"]*/queu
 # ---- clients of smtpd: swaks, Python's smtplib, curl ------------------------------------
 
 # swaks with a deadline and no terminal: it prompts for what it misses.
-swaks_run() { timeout 60 swaks "$@" </dev/null; }
+ip_swaks_run() { timeout 60 swaks "$@" </dev/null; }
 
 t_interop_clients() {
 	local d=$T/ipcli out rc u f n
@@ -453,29 +453,29 @@ t_interop_clients() {
 	interop_message client >"$d/m"
 	tr -d '\r' <"$d/m" >"$d/m.lf"
 
-	if peer swaks swaks swaks; then
+	if ip_peer swaks swaks swaks; then
 		# pipelined, 8-bit: swaks sends MAIL, RCPT, RCPT, DATA in one go
 		# (swaks ends the data with CRLF . CRLF itself: no last newline in its file)
 		head -c -1 "$d/m.lf" >"$d/m.swaks"
-		swaks_run --server 127.0.0.1 --port "$port" --helo swaks.test --from a@swaks.test \
+		ip_swaks_run --server 127.0.0.1 --port "$port" --helo swaks.test --from a@swaks.test \
 			--to ann@ours.test,ben@ours.test --pipeline --data @"$d/m.swaks" >"$d/swaks1" 2>&1; rc=$?
 		check "swaks: PIPELINING and 8BITMIME offered, the pipelined transaction accepted" "0|1|1|1" \
 			"$rc|$(grep -c '^<-  250-PIPELINING' "$d/swaks1")|$(grep -c '^<-  250-8BITMIME' "$d/swaks1")|$(grep -c '^<-  250 2.0.0 Ok: queued as' "$d/swaks1")"
 		check "swaks: MAIL, RCPT, RCPT, DATA sent before the first reply (PIPELINING)" \
 			" -> MAIL FROM:<a@swaks.test>| -> RCPT TO:<ann@ours.test>| -> RCPT TO:<ben@ours.test>| -> DATA|<-  250 2.1.0|<-  250 2.1.5|<-  250 2.1.5|<-  354" \
 			"$(grep -E '^( -> (MAIL|RCPT|DATA)|<-  (250 2\.1|354 ))' "$d/swaks1" | sed -E 's/^(<-  [0-9]{3}( [0-9.]+)?).*/\1/' | tr -d '\r' | tr '\n' '|' | sed 's/|$//')"
-		check "swaks: the 8-bit, dot-stuffed body stored exactly, for both recipients" "1 1|$(body_of "$d/m.lf" | od -c)" \
-			"$(count_files "$d/smtpd/mail/ann/new") $(count_files "$d/smtpd/mail/ben/new")|$(body_of "$(only_file "$d/smtpd/mail/ben/new")" | od -c)"
+		check "swaks: the 8-bit, dot-stuffed body stored exactly, for both recipients" "1 1|$(ip_body_of "$d/m.lf" | od -c)" \
+			"$(count_files "$d/smtpd/mail/ann/new") $(count_files "$d/smtpd/mail/ben/new")|$(ip_body_of "$(only_file "$d/smtpd/mail/ben/new")" | od -c)"
 		# a body of 1 MB
 		{ printf 'Subject: one megabyte\n\n'; for ((n = 0; n < 16384; n++)); do printf '\n%063d' "$n"; done; } >"$d/big"
-		swaks_run --server 127.0.0.1 --port "$port" --helo swaks.test --from a@swaks.test \
+		ip_swaks_run --server 127.0.0.1 --port "$port" --helo swaks.test --from a@swaks.test \
 			--to cid@ours.test --data @"$d/big" --suppress-data >"$d/swaks2" 2>&1; rc=$?
-		check "swaks: a 1 MB body stored exactly" "0|$( (body_of "$d/big"; echo) | cksum)" \
-			"$rc|$(body_of "$(only_file "$d/smtpd/mail/cid/new")" | cksum)"
+		check "swaks: a 1 MB body stored exactly" "0|$( (ip_body_of "$d/big"; echo) | cksum)" \
+			"$rc|$(ip_body_of "$(only_file "$d/smtpd/mail/cid/new")" | cksum)"
 		# --quit-after each step: QUIT is answered 221, nothing is stored
 		out=
 		for n in CONNECT FIRST-HELO HELO MAIL RCPT; do
-			swaks_run --server 127.0.0.1 --port "$port" --helo swaks.test --from a@swaks.test \
+			ip_swaks_run --server 127.0.0.1 --port "$port" --helo swaks.test --from a@swaks.test \
 				--to dan@ours.test --quit-after "$n" >"$d/quit.$n" 2>&1; rc=$?
 			out="$out$n:$rc:$(grep -E '^( -> QUIT|<-  221 )' "$d/quit.$n" | tr -d '\r' | tr '\n' '/') "
 		done
@@ -484,7 +484,7 @@ t_interop_clients() {
 			"$out|$(count_files "$d/smtpd/mail/dan/new")"
 	fi
 
-	if peer "Python smtplib" python3 "$PY"; then
+	if ip_peer "Python smtplib" python3 "$PY"; then
 		out=$("$PY" - "$port" "$d/m.lf" <<'PYEOF'
 import email, email.policy, smtplib, sys
 port, path = int(sys.argv[1]), sys.argv[2]
@@ -502,16 +502,16 @@ PYEOF
 			"0|send_message: {}
 sendmail refused: {'nobody@ours.test': (550, b'5.1.1 <nobody@ours.test>: User unknown')}" "$rc|$out"
 		check "Python smtplib: the good recipients got their copies, the body exact" \
-			"1 1 1|$(body_of "$d/m.lf" | od -c)" \
-			"$(count_files "$d/smtpd/mail/eve/new") $(count_files "$d/smtpd/mail/fay/new") $(count_files "$d/smtpd/mail/gus/new")|$(body_of "$(only_file "$d/smtpd/mail/eve/new")" | od -c)"
+			"1 1 1|$(ip_body_of "$d/m.lf" | od -c)" \
+			"$(count_files "$d/smtpd/mail/eve/new") $(count_files "$d/smtpd/mail/fay/new") $(count_files "$d/smtpd/mail/gus/new")|$(ip_body_of "$(only_file "$d/smtpd/mail/eve/new")" | od -c)"
 	fi
 
-	if peer curl curl curl; then
+	if ip_peer curl curl curl; then
 		rm -rf "$d/smtpd/mail/ann/new"/*
 		curl -sS --max-time 20 --url "smtp://127.0.0.1:$port/curl.test" --mail-from c@curl.test \
 			--mail-rcpt ann@ours.test --upload-file "$d/m" >"$d/curl1" 2>&1; rc=$?
-		check "curl smtp://: exit 0, the message stored exactly" "0|$(body_of "$d/m.lf" | od -c)" \
-			"$rc|$(body_of "$(only_file "$d/smtpd/mail/ann/new")" | od -c)"
+		check "curl smtp://: exit 0, the message stored exactly" "0|$(ip_body_of "$d/m.lf" | od -c)" \
+			"$rc|$(ip_body_of "$(only_file "$d/smtpd/mail/ann/new")" | od -c)"
 		curl -sS --max-time 20 --url "smtp://127.0.0.1:$port/curl.test" --mail-from c@curl.test \
 			--mail-rcpt nobody@ours.test --upload-file "$d/m" >"$d/curl2" 2>&1; rc=$?
 		check "curl smtp://: a refused recipient is curl's error 55, nothing sent" "55|curl: (55) RCPT failed: 550" "$rc|$(cat "$d/curl2")"
@@ -524,7 +524,7 @@ sendmail refused: {'nobody@ours.test': (550, b'5.1.1 <nobody@ours.test>: User un
 # Read every message in the Maildirs given with Python's mailbox.Maildir
 # and its email parser (policy "default", the strict one); print one line
 # per defect, then "N messages, B bounces".
-maildir_defects() {
+ip_maildir_defects() {
 	"$PY" - "$@" <<'PYEOF'
 import email, email.policy, mailbox, sys
 n = bounces = 0
@@ -580,12 +580,12 @@ ZONE
 	# every Maildir our smtpd delivered to in the interop groups that ran
 	dirs=$(find "$T" -path "$T/ip*/smtpd*/mail/*/new" -maxdepth 5 -mindepth 5 -type d | sed 's|/new$||' | sort)
 	n=$(for f in $dirs; do count_files "$f/new"; done | awk '{ s += $1 } END { print s }')
-	if peer "Python mailbox" python3 "$PY"; then
-		out=$(maildir_defects $dirs 2>&1)
+	if ip_peer "Python mailbox" python3 "$PY"; then
+		out=$(ip_maildir_defects $dirs 2>&1)
 		check "Python mailbox.Maildir reads all $n stored messages, bounces included, without a defect" \
 			"$n messages, $(grep -l '^Content-Type: multipart/report' $(for f in $dirs; do find "$f/new" -type f; done) | wc -l | tr -d ' ') bounces" "$out"
 	fi
-	if peer mblaze mblaze mlist mshow; then
+	if ip_peer mblaze mblaze mlist mshow; then
 		# mblaze's state (sequence, current message) in the test, not in ~/.mblaze
 		export MBLAZE=$d/mblaze
 		mkdir -p "$MBLAZE"
