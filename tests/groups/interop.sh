@@ -587,7 +587,7 @@ ZONE
 	fi
 	if ip_peer mblaze mblaze mlist mshow; then
 		# mblaze's state (sequence, current message) in the test, not in ~/.mblaze
-		export MBLAZE=$d/mblaze
+		local -x MBLAZE=$d/mblaze
 		mkdir -p "$MBLAZE"
 		: >"$MBLAZE/seq"
 		check "mblaze: mlist lists all $n messages" "$n" "$(mlist $dirs | wc -l | tr -d ' ')"
