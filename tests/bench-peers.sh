@@ -201,8 +201,9 @@ measure() {
 	m0=$(machine_ticks)
 	# shellcheck disable=SC2046
 	r=$(rate "$dir" "$n" $(load "$4" "$5" $(shape_args "$s")))
+	# at once, over the same window as the rate (sessions that have
+	# exited but are not reaped yet still count: ppid is the server)
 	m1=$(machine_ticks)
-	sleep 0.2                   # the last sessions exit and are reaped
 	c1=$(ROOT=$pid cpu_ticks)
 	echo "$r $m0 $m1" | awk -v a="$c0" -v b="$c1" -v n="$n" -v t="$TICK" -v cores="$CORES" '
 		$1 == "-" { print "- - - -"; exit }
