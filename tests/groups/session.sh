@@ -277,7 +277,7 @@ S
 214-2.0.0 MAIL FROM:<sender> [SIZE=n] [BODY=7BIT|8BITMIME]: start a transaction;
 214 2.0.0 <> is the null sender that bounces use (RFC 5321 4.1.1.2)
 214 2.0.0 VRFY <user>: does this mailbox exist? Off unless smtpd runs with -V (RFC 5321 4.1.1.6)
-504 5.5.1 HELP: no such command: nosuch
+504 5.5.4 HELP: no such command: nosuch
 221 2.0.0 mx.test closing connection" "$out"
 	stop_pid "$SPID"
 }
