@@ -9,7 +9,7 @@ CFLAGS  ?= -O2 -g
 WARN     = -std=c99 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -pedantic
 PREFIX  ?= /usr/local
 PROGS    = smtpd smtp_send
-HELPERS  = tests/chat tests/dnsd tests/fakesmtp tests/trickle tests/stress
+HELPERS  = tests/chat tests/dnsd tests/fakesmtp tests/trickle tests/stress tests/busyports
 
 all: $(PROGS) $(HELPERS)
 
@@ -33,6 +33,9 @@ tests/stress: tests/stress.c tests/client.h
 
 tests/chat: tests/chat.c
 	$(CC) $(WARN) $(CFLAGS) -o $@ tests/chat.c $(LDFLAGS)
+
+tests/busyports: tests/busyports.c
+	$(CC) $(WARN) $(CFLAGS) -o $@ tests/busyports.c $(LDFLAGS)
 
 test: all
 	./test.sh

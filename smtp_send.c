@@ -5,7 +5,9 @@
  *   smtp_send [-v] [-t] [-i] [-f sender] [-H helo-name] [-S host[:port]] [-P port]
  *             [-R nameserver[:port]] [-T seconds] [--] [recipient...]   < message
  *   smtp_send -M domain [-R nameserver[:port]] [-v]         print the route only
- *   smtp_send -q queue-dir [-F] [-e max-age] [delivery options]  run the queue once
+ *   smtp_send -q queue-dir [-F] [-e max-age] [-j jobs] [delivery options]
+ *                                                            run the queue once
+ *   smtp_send -h                                             print the options
  *
  * DESCRIPTION
  *   Finds where mail for a domain goes and hands it over, the way a real
@@ -16,10 +18,11 @@
  *   not deliver for a later run, and bounces what cannot be delivered.
  *
  * OPTIONS (defaults in brackets)
- *   -f sender    envelope sender [$USER@hostname]; -f '' is the null sender
+ *   -f sender    envelope sender [$USER@hostname]; -f '' or '<>': the null sender
  *   -t           recipients from To:, Cc:, Bcc:; Bcc: is removed
  *   -i           accepted for sendmail compatibility (input ends at EOF anyway)
- *   -H name      our name in EHLO [gethostname()]
+ *   -H name      our name in EHLO; an MX or a server with this name is us,
+ *                and mail to it would loop [gethostname()]
  *   -S host[:p]  send everything to this one server (a smarthost), no DNS
  *   -P port      port of the MX hosts and address literals [25]
  *   -R ns[:p]    DNS server [the nameserver lines of /etc/resolv.conf]
@@ -28,28 +31,39 @@
  *   -q dir       run smtpd's queue in dir once
  *   -F           with -q: try every entry now, whatever its schedule
  *   -e age       with -q: bounce what is older than age (s, m, h, d) [5d]
- *   -v           DNS steps and the SMTP dialogue (C: / S:) on stderr
+ *   -j jobs      with -q: deliver up to this many entries at once, 1-32 [1]
+ *   -v           DNS steps and the SMTP dialogue (C: / S:) on stderr; in a
+ *                queue run every line starts with the entry's id
+ *   -h           print the options and exit
+ *   An address (a recipient, -f) with a control byte, or a space or <>
+ *   outside quotes, is refused before anything is sent.
  *
  * EXIT STATUS (sysexits.h)
- *   0 all delivered; 75 EX_TEMPFAIL something deferred; 69 EX_UNAVAILABLE
- *   a permanent failure; 68 EX_NOHOST a domain does not exist; 64 EX_USAGE;
- *   65 EX_DATAERR the input is not a message.  When several apply, the
- *   first of 68, 69, 75 wins.
+ *   0 all sent; 75 EX_TEMPFAIL something deferred; 69 EX_UNAVAILABLE
+ *   a permanent failure; 68 EX_NOHOST a domain does not exist or is not a
+ *   domain; 64 EX_USAGE a bad option or argument (an address too), or no
+ *   recipient; 65 EX_DATAERR the input is not a message, or -t found an
+ *   address it cannot send to.  When several apply, the first of 68, 69,
+ *   75 wins.
  *
  * STANDARDS
- *   RFC 1035 (DNS), RFC 3596 (AAAA), RFC 5321 (SMTP, routing in 5.1),
- *   RFC 7505 (null MX), RFC 2920 (PIPELINING), RFC 1870 (SIZE),
- *   RFC 6152 (8BITMIME), RFC 3464 and RFC 6522 (delivery status
- *   notifications), RFC 5322 (message headers).
+ *   RFC 1035 (DNS), RFC 7766 (DNS over TCP), RFC 3596 (AAAA), RFC 5321
+ *   (SMTP, routing in 5.1), RFC 7505 (null MX), RFC 2920 (PIPELINING),
+ *   RFC 1870 (SIZE), RFC 6152 (8BITMIME), RFC 3464 and RFC 6522 (delivery
+ *   status notifications), RFC 2045 (MIME), RFC 5322 (message headers).
  *
  * HOW TO READ THIS FILE
  *   1. main(): options; one of three jobs: -M, -q, or a message on stdin.
  *   2. DNS: dns_query() asks, dns_parse() checks every byte of the answer,
- *      dns_lookup() follows CNAMEs, route_domain() applies RFC 5321 5.1.
- *   3. SMTP: smtp_deliver() is one client session, step by step.
+ *      dns_lookup() follows CNAMEs, route_domain() applies RFC 5321 5.1
+ *      (route_mx(): sort, drop ourselves and worse, keep the best).
+ *   3. SMTP: smtp_deliver() is one client session: smtp_hello(), then
+ *      smtp_transaction() (smtp_envelope(), smtp_data()) until every
+ *      recipient has its result.
  *   4. deliver_all(): recipients grouped by domain, each domain routed and
- *      tried host by host.
- *   5. The queue: run_queue(), run_entry(), write_bounce().
+ *      tried host by host (deliver_hosts()).
+ *   5. The queue: run_queue() forks run_child() per entry: run_entry(),
+ *      parse_entry(), settle_entry(), write_bounce().
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -58,6 +72,7 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -97,12 +112,18 @@
 #define DNS_SERVERS      3  /* resolv.conf MAXNS */
 #define DNS_TIMEOUT      5  /* seconds per try; two rounds over the servers */
 #define CNAME_MAX        8  /* CNAME hops before we call it a loop */
-#define MX_MAX          16
+#define MX_MAX          16  /* mail exchangers kept, the best ones */
 #define ADDRS_PER_HOST   8
 #define TRIES_MAX       10  /* server addresses tried per domain */
 #define REPLY_LINE_MAX 2048 /* RFC 5321 4.5.3.1.5 says 512; we are liberal */
 #define REPLY_LINES_MAX 100 /* an endless multi-line reply is an error */
 #define RCPT_MAX       1000
+#define LINE_MAX_WIRE  998  /* RFC 5321 4.5.3.1.6: 1000 octets with CRLF */
+#define BOUNDARY_MAX    70  /* MIME multipart syntax: a boundary */
+#define JOBS_MAX        32  /* -j: queue entries delivered at once */
+#define TMP_MAX_AGE (36 * 3600)  /* Maildir's rule for leftovers in tmp/ */
+#define LOG_LINE_MAX  4096  /* one log line, one write() */
+#define FOLD_WIDTH      78  /* RFC 5322 2.1.1: lines SHOULD be no longer */
 #define LABEL_SIZE (NAME_MAX_DNS + INET6_ADDRSTRLEN + 10)   /* name[ip]:port */
 
 /* RFC 5321 4.5.3.2: how long to wait for each reply, in seconds. */
@@ -119,7 +140,7 @@
 struct server { struct sockaddr_storage sa; socklen_t len; char text[80]; };
 
 static struct options {
-	int verbose, from_headers, flush;
+	int verbose, from_headers, flush, jobs;
 	const char *sender, *queue_dir, *route_domain;
 	char helo[256], sender_buf[ADDR_SIZE];
 	int have_smarthost;
@@ -131,14 +152,35 @@ static struct options {
 	int ndns;
 } opt;
 
+static char log_prefix[160];    /* "<entry id>: " while a queue entry is worked on */
+
+/*
+ * One log line on stderr: "smtp_send: ", the queue entry's id during a
+ * queue run, the text.  Control bytes but tab (a server's, an address's)
+ * are shown as \xHH, so an injection attempt is visible and cannot forge a
+ * line.  The line goes out in one write(): the processes of a -j run
+ * share stderr, and their lines must not interleave.
+ */
 static void note(const char *fmt, ...)
 {
+	char text[LOG_LINE_MAX], line[LOG_LINE_MAX + 200];
+	size_t n, i;
 	va_list ap;
+
 	va_start(ap, fmt);
-	fputs("smtp_send: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	vsnprintf(text, sizeof text, fmt, ap);
 	va_end(ap);
+	n = (size_t)snprintf(line, sizeof line, "smtp_send: %s", log_prefix);
+	for (i = 0; text[i] && n + 6 < sizeof line; i++) {
+		unsigned char c = (unsigned char)text[i];
+		if ((c < 32 && c != '\t') || c == 127)
+			n += (size_t)snprintf(line + n, sizeof line - n, "\\x%02x", c);
+		else
+			line[n++] = (char)c;
+	}
+	line[n++] = '\n';
+	if (write(2, line, n) < 0)
+		return;                         /* nowhere left to say it */
 }
 
 #define VERBOSE(...) do { if (opt.verbose) note(__VA_ARGS__); } while (0)
@@ -319,14 +361,16 @@ static int dns_build_query(unsigned id, const char *name, int type, unsigned cha
  * Read a possibly compressed name (RFC 1035 4.1.4) at m[*off].  Every byte
  * is checked against the message length; a pointer may only go to an
  * earlier place and at most 64 pointers are followed, so a pointer loop
- * ends.  Labels with bytes outside printable ASCII, or containing '.',
- * are refused: they could not be typed into a zone file, and would let an
- * answer fake name boundaries.  *off moves past the name as written.
+ * ends.  *off moves past the name as written.  Returns 0, or -1 when the
+ * name breaks the message's structure, or 1 when the structure is sound
+ * but a label holds bytes outside printable ASCII, or a '.': such a name
+ * could not be typed into a zone file and would let an answer fake name
+ * boundaries, so its record is skipped (the rest of the answer is fine).
  */
 static int dns_read_name(const unsigned char *m, size_t len, size_t *off, char *out)
 {
 	size_t pos = *off, n = 0, i;
-	int jumps = 0;
+	int jumps = 0, odd = 0;
 
 	for (;;) {
 		unsigned c;
@@ -356,14 +400,13 @@ static int dns_read_name(const unsigned char *m, size_t len, size_t *off, char *
 			out[n++] = '.';
 		for (i = 0; i < c; i++) {
 			unsigned char b = m[pos + 1 + i];
-			if (b <= ' ' || b >= 127 || b == '.')
-				return -1;
+			odd |= b <= ' ' || b >= 127 || b == '.';
 			out[n++] = (char)tolower(b);
 		}
 		pos += 1 + c;
 	}
 	out[n] = '\0';
-	return 0;
+	return odd;
 }
 
 static unsigned get16(const unsigned char *p) { return (unsigned)p[0] << 8 | p[1]; }
@@ -372,15 +415,18 @@ static unsigned get16(const unsigned char *p) { return (unsigned)p[0] << 8 | p[1
  * One resource record (RFC 1035 4.1.3) at m[*off]: owner, type, class,
  * TTL, RDATA length, RDATA.  Keeps A, AAAA, MX and CNAME of class IN in
  * *r (returns 1), skips others (0); -1 when it is malformed: cut off, a
- * bad name, RDATA longer than the message, or a name running past it.
+ * broken name, RDATA longer than the message, or a name running past it.
+ * A record whose owner or target has odd bytes is skipped (0), and -v
+ * says so: one bad record does not spoil the others.
  */
 static int dns_parse_record(const unsigned char *m, size_t len, size_t *off, struct rr *r,
 			    char *why, size_t wsize)
 {
 	size_t rdata, end, p;
 	unsigned type, rdlen;
+	int owner = dns_read_name(m, len, off, r->name), target;
 
-	if (dns_read_name(m, len, off, r->name) < 0 || *off + 10 > len) {
+	if (owner < 0 || *off + 10 > len) {
 		set_text(why, wsize, "malformed answer: a record is cut off or has a bad name");
 		return -1;
 	}
@@ -400,7 +446,7 @@ static int dns_parse_record(const unsigned char *m, size_t len, size_t *off, str
 	switch (type) {
 	case T_A:
 	case T_AAAA:
-		if (rdlen != (type == T_A ? 4u : 16u))
+		if (rdlen != (type == T_A ? 4u : 16u) || owner)
 			return 0;
 		memcpy(r->addr, m + rdata, rdlen);
 		return 1;
@@ -412,9 +458,13 @@ static int dns_parse_record(const unsigned char *m, size_t len, size_t *off, str
 			r->pref = get16(m + rdata);
 			p += 2;
 		}
-		if (dns_read_name(m, end, &p, r->target) == 0 && p == end)
-			return 1;
-		break;
+		if ((target = dns_read_name(m, end, &p, r->target)) < 0 || p != end)
+			break;
+		if (owner || target) {
+			VERBOSE("dns: skipped a %s record with odd bytes in a name", type_name((int)type));
+			return 0;
+		}
+		return 1;
 	default:
 		return 0;                               /* a type we do not use */
 	}
@@ -437,9 +487,9 @@ static int dns_parse(const unsigned char *m, size_t len, unsigned id, const char
 	a->nrr = 0;
 	if (len < 12 || get16(m) != id || !(m[2] & 0x80))
 		return 0;                       /* not an answer to our query */
-	if (get16(m + 4) != 1 || dns_read_name(m, len, &off, qname) < 0 || off + 4 > len ||
+	if (get16(m + 4) != 1 || dns_read_name(m, len, &off, qname) != 0 || off + 4 > len ||
 	    strcasecmp(qname, name) != 0 || (int)get16(m + off) != type || get16(m + off + 2) != 1)
-		return 0;                       /* RFC 5452: the question must match */
+		return 0;                       /* RFC 5452 9.1: the question must match */
 	off += 4;
 	rcode = m[3] & 0x0F;
 	if (rcode == 3) {
@@ -497,27 +547,36 @@ static int read_full(int fd, unsigned char *p, size_t n, struct timespec *deadli
 
 static int connect_timeout(int fd, const struct sockaddr *sa, socklen_t len, int seconds);
 
-/* RFC 1035 4.2.2: over TCP each message has a two-byte length in front.
- * Used when the UDP answer came back truncated (TC). */
+/*
+ * RFC 1035 4.2.2: over TCP each message has a two-byte length in front.
+ * Used when the UDP answer came back truncated (TC).  The length and the
+ * query go out in one write (RFC 7766 8): two small writes would wait
+ * for each other (Nagle against delayed ACK, see NOTES).  Returns 0, or
+ * -1 with why[] set.
+ */
 static int dns_ask_tcp(const struct server *srv, const unsigned char *q, int qlen,
-		       unsigned char **answer, size_t *alen)
+		       unsigned char **answer, size_t *alen, char *why, size_t wsize)
 {
-	unsigned char len2[2];
+	unsigned char msg[NAME_MAX_DNS + 34], len2[2];
 	struct timespec deadline;
 	int fd = socket(srv->sa.ss_family, SOCK_STREAM, 0);
 	size_t n;
 
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += capped(DNS_TIMEOUT);
+	set_text(why, wsize, "%s: TCP query failed", srv->text);
 	if (fd < 0 || connect_timeout(fd, (const struct sockaddr *)&srv->sa, srv->len, capped(DNS_TIMEOUT)) < 0)
 		goto fail;
-	len2[0] = (unsigned char)(qlen >> 8);
-	len2[1] = (unsigned char)qlen;
-	if (write(fd, len2, 2) != 2 || write(fd, q, (size_t)qlen) != qlen ||
-	    read_full(fd, len2, 2, &deadline) < 0)
+	msg[0] = (unsigned char)(qlen >> 8);
+	msg[1] = (unsigned char)qlen;
+	memcpy(msg + 2, q, (size_t)qlen);
+	if (write(fd, msg, (size_t)qlen + 2) != qlen + 2 || read_full(fd, len2, 2, &deadline) < 0)
 		goto fail;
-	n = get16(len2);
-	if (!(*answer = malloc(n ? n : 1)) || read_full(fd, *answer, n, &deadline) < 0) {
+	if ((n = get16(len2)) == 0) {
+		set_text(why, wsize, "%s: empty answer over TCP", srv->text);
+		goto fail;
+	}
+	if (!(*answer = malloc(n)) || read_full(fd, *answer, n, &deadline) < 0) {
 		free(*answer);
 		*answer = NULL;
 		goto fail;
@@ -574,11 +633,10 @@ static void dns_ask(const struct server *srv, const char *name, int type, struct
 		}
 		if ((size_t)n >= 4 && get16(m) == id && (m[2] & 0x02)) {      /* TC */
 			VERBOSE("dns: %s %s: truncated over UDP, asking again over TCP", name, type_name(type));
-			if (dns_ask_tcp(srv, q, qlen, &tcp, &tlen) < 0) {
-				set_text(a->why, sizeof a->why, "%s: TCP query failed", srv->text);
+			if (dns_ask_tcp(srv, q, qlen, &tcp, &tlen, a->why, sizeof a->why) < 0)
 				break;
-			}
-			r = dns_parse(tcp, tlen, id, name, type, a);
+			if ((r = dns_parse(tcp, tlen, id, name, type, a)) == 0)
+				set_text(a->why, sizeof a->why, "%s: the TCP answer is not for our question", srv->text);
 			break;
 		}
 		if ((r = dns_parse(m, (size_t)n, id, name, type, a)) != 0)
@@ -685,6 +743,7 @@ enum route_status {
 	ROUTE_NXDOMAIN,     /* the domain does not exist: permanent (5.1.2) */
 	ROUTE_NULLMX,       /* "MX 0 .": the domain takes no mail (RFC 7505) */
 	ROUTE_NOADDR,       /* exists, but no MX host has an address: permanent */
+	ROUTE_LOOP,         /* we are its best MX, yet not its final stop (5.4.6) */
 	ROUTE_TEMP          /* DNS failure: try later */
 };
 
@@ -694,7 +753,9 @@ struct route {
 	int nchain;
 	char canon[NAME_MAX_DNS + 1];           /* the name the MX records are at */
 	int implicit;                           /* no MX: the domain is its own */
-	int nhost;
+	int nhost;                              /* hosts kept, the best MX_MAX */
+	int dropped;                            /* MX dropped: us, and as bad or worse */
+	int cut;                                /* MX beyond the best MX_MAX */
 	struct host host[MX_MAX];
 	char why[200];
 };
@@ -776,30 +837,106 @@ static enum dns_status resolve_host(struct host *h, const char *port)
 }
 
 /* RFC 5321 5.1: MX records by preference, lowest first; equal ones in
- * random order, to spread the load as the RFC asks. */
-static void mx_sort(struct host *h, int n)
+ * random order, to spread the load as the RFC asks.  All of them are
+ * sorted before any is cut off, so the best survive the MX_MAX cap in
+ * whatever order the server listed them. */
+static void mx_sort(const struct rr **mx, int n)
 {
 	int i, j, start;
 
 	for (i = 1; i < n; i++)                 /* insertion sort: n is small */
-		for (j = i; j > 0 && h[j - 1].pref > h[j].pref; j--) {
-			struct host t = h[j];
-			h[j] = h[j - 1];
-			h[j - 1] = t;
+		for (j = i; j > 0 && mx[j - 1]->pref > mx[j]->pref; j--) {
+			const struct rr *t = mx[j];
+			mx[j] = mx[j - 1];
+			mx[j - 1] = t;
 		}
 	for (start = 0; start < n; start = i) { /* shuffle each run of equals */
-		for (i = start; i < n && h[i].pref == h[start].pref; i++)
+		for (i = start; i < n && mx[i]->pref == mx[start]->pref; i++)
 			;
 		for (j = i - 1; j > start; j--) {
 			int k = start + (int)(random_number() % (unsigned long)(j - start + 1));
-			struct host t = h[j];
-			h[j] = h[k];
-			h[k] = t;
+			const struct rr *t = mx[j];
+			mx[j] = mx[k];
+			mx[k] = t;
 		}
 	}
 }
 
-/* An address literal: user@[192.0.2.1] or user@[IPv6:2001:db8::1] skips DNS. */
+/* Host names compared as DNS compares them: any case, a trailing dot
+ * (the root) or not. */
+static int same_host(const char *a, const char *b)
+{
+	size_t na = strlen(a), nb = strlen(b);
+
+	na -= na > 0 && a[na - 1] == '.';
+	nb -= nb > 0 && b[nb - 1] == '.';
+	return na == nb && strncasecmp(a, b, na) == 0;
+}
+
+/*
+ * RFC 5321 5.1: "If the SMTP client finds itself in the list" of MX
+ * hosts, it MUST drop itself and every host of the same or a worse
+ * preference: those would only hand the mail back to us or further away
+ * from its destination.  "Itself" is our -H name.  Returns how many of
+ * the sorted mx[] are left (the better ones).
+ */
+static int mx_drop_self(const struct rr **mx, int n, const char *domain)
+{
+	int i, k;
+
+	for (i = 0; i < n && !same_host(mx[i]->target, opt.helo); i++)
+		;
+	if (i == n)
+		return n;
+	for (k = 0; k < i && mx[k]->pref < mx[i]->pref; k++)
+		;
+	VERBOSE("%s is our own name (-H), preference %u: it and every MX of %s at %u or worse are dropped",
+		mx[i]->target, mx[i]->pref, domain, mx[i]->pref);
+	return k;
+}
+
+/* RFC 5321 2.3.5 and 4.1.2: a domain is dot-separated labels of letters,
+ * digits and hyphens, a hyphen neither first nor last, each label 1 to 63
+ * octets (RFC 1035 2.3.4), 255 at most in DNS form.  Octets above 127
+ * (UTF-8, internationalized names) are left to the DNS to judge. */
+static int valid_domain(const char *d)
+{
+	size_t n = strlen(d), len, i;
+
+	if (n == 0 || n > NAME_MAX_DNS - 2)
+		return 0;
+	for (; *d; d += len + (d[len] == '.')) {
+		len = strcspn(d, ".");
+		if (len == 0 || len > 63 || d[0] == '-' || d[len - 1] == '-' || (d[len] == '.' && !d[len + 1]))
+			return 0;
+		for (i = 0; i < len; i++)
+			if (!isalnum((unsigned char)d[i]) && d[i] != '-' && (unsigned char)d[i] < 128)
+				return 0;
+	}
+	return 1;
+}
+
+/* RFC 5321 4.1.3 IPv4-address-literal: four Snum of 1 to 3 digits, at
+ * most 255 each.  Leading zeros are legal ("[127.0.0.01]", which smtpd
+ * accepts and queues as written), and inet_pton() refuses them. */
+static int parse_snum4(const char *p, unsigned char out[4])
+{
+	int i, digits, v;
+
+	for (i = 0; i < 4; i++) {
+		for (v = 0, digits = 0; isdigit((unsigned char)*p) && digits < 3; digits++)
+			v = v * 10 + (*p++ - '0');
+		if (digits == 0 || v > 255 || isdigit((unsigned char)*p))
+			return -1;
+		out[i] = (unsigned char)v;
+		if (i < 3 && *p++ != '.')
+			return -1;
+	}
+	return *p ? -1 : 0;
+}
+
+/* An address literal: user@[192.0.2.1] or user@[IPv6:2001:db8::1] skips
+ * DNS (RFC 5321 4.1.3).  "[" and "]" must both be there. */
 static int route_literal(const char *domain, struct route *r, const char *port)
 {
 	char text[NAME_MAX_DNS + 1];
@@ -807,14 +944,14 @@ static int route_literal(const char *domain, struct route *r, const char *port)
 	size_t n = strlen(domain);
 	struct host *h = &r->host[0];
 
-	if (n < 3 || n - 2 >= sizeof text)
+	if (n < 3 || n - 2 >= sizeof text || domain[0] != '[' || domain[n - 1] != ']')
 		return -1;
 	memcpy(text, domain + 1, n - 2);
 	text[n - 2] = '\0';
 	set_text(h->name, sizeof h->name, "%s", domain);
 	if (strncasecmp(text, "IPv6:", 5) == 0 && inet_pton(AF_INET6, text + 5, bytes) == 1)
 		add_address(h, AF_INET6, bytes, port);
-	else if (inet_pton(AF_INET, text, bytes) == 1)
+	else if (parse_snum4(text, bytes) == 0)
 		add_address(h, AF_INET, bytes, port);
 	else
 		return -1;
@@ -847,24 +984,64 @@ static void route_smarthost(struct route *r)
 	r->status = ROUTE_OK;
 }
 
-/* The route to a domain, RFC 5321 5.1 step by step. */
-static void route_domain(const char *domain, struct route *r, const char *port)
+/* The MX records of r->canon, best first, ourselves and worse dropped
+ * when we relay, the best MX_MAX kept as r->host[] (RFC 5321 5.1). */
+static void route_mx(const char *domain, const struct dns_answer *a, struct route *r, int relaying)
 {
-	struct dns_answer *a = malloc(sizeof *a);
+	const struct rr *mx[DNS_MAX_RR];
+	int i, n = 0, kept;
+
+	for (i = 0; i < a->nrr; i++) {
+		if (a->rr[i].type != T_MX || strcasecmp(a->rr[i].name, r->canon) != 0)
+			continue;
+		if (a->rr[i].target[0] == '\0') {   /* RFC 7505: "MX 0 ." */
+			r->status = ROUTE_NULLMX;
+			set_text(r->why, sizeof r->why, "domain %s accepts no mail (null MX, RFC 7505)", domain);
+			return;
+		}
+		mx[n++] = &a->rr[i];
+	}
+	mx_sort(mx, n);
+	kept = relaying ? mx_drop_self(mx, n, domain) : n;
+	r->dropped = n - kept;
+	r->cut = kept > MX_MAX ? kept - MX_MAX : 0;
+	if (n > 0 && kept == 0) {
+		r->status = ROUTE_LOOP;
+		set_text(r->why, sizeof r->why, "554 5.4.6 mail for %s loops back to myself", domain);
+	}
+	for (i = 0; i < kept && i < MX_MAX; i++) {
+		r->host[i].pref = mx[i]->pref;
+		set_text(r->host[i].name, NAME_MAX_DNS + 1, "%s", mx[i]->target);
+	}
+	r->nhost = i;
+}
+
+/* The route to a domain, RFC 5321 5.1 step by step.  `relaying`: the
+ * mail came to us to be passed on, so a route back to us is a loop. */
+static void route_domain(const char *name, struct route *r, const char *port, int relaying)
+{
+	char domain[NAME_MAX_DNS + 1];
+	struct dns_answer *a;
+	size_t n = strlen(name);
 	int i, temp = 0, any = 0;
 
 	memset(r, 0, sizeof *r);
-	if (!a) {
-		r->status = ROUTE_TEMP;
-		set_text(r->why, sizeof r->why, "out of memory");
+	if (name[0] == '[' && route_literal(name, r, port) < 0) {
+		r->status = ROUTE_NXDOMAIN;
+		set_text(r->why, sizeof r->why, "553 5.1.2 bad address literal %s", name);
+	}
+	if (name[0] == '[')
+		return;
+	/* "example.org." is example.org: the answer's question has no dot */
+	set_text(domain, sizeof domain, "%.*s", (int)(n - (n > 1 && name[n - 1] == '.')), name);
+	if (!valid_domain(domain)) {            /* RFC 5321 4.1.2: not a domain */
+		r->status = ROUTE_NXDOMAIN;
+		set_text(r->why, sizeof r->why, "553 5.1.2 %s is not a valid domain name", domain);
 		return;
 	}
-	if (domain[0] == '[') {
-		if (route_literal(domain, r, port) < 0) {
-			r->status = ROUTE_NXDOMAIN;
-			set_text(r->why, sizeof r->why, "bad address literal %s", domain);
-		}
-		free(a);
+	if (!(a = malloc(sizeof *a))) {
+		r->status = ROUTE_TEMP;
+		set_text(r->why, sizeof r->why, "out of memory");
 		return;
 	}
 	/* 1. The MX records, after following any CNAME chain. */
@@ -875,27 +1052,22 @@ static void route_domain(const char *domain, struct route *r, const char *port)
 	} else if (a->status == DNS_TEMP) {
 		r->status = ROUTE_TEMP;
 		set_text(r->why, sizeof r->why, "DNS lookup of %s MX failed: %s", domain, a->why);
-	}
-	for (i = 0; a->status == DNS_OK && i < a->nrr && r->nhost < MX_MAX; i++) {
-		if (a->rr[i].type != T_MX || strcasecmp(a->rr[i].name, r->canon) != 0)
-			continue;
-		if (a->rr[i].target[0] == '\0') {   /* 2. RFC 7505: "MX 0 ." */
-			r->status = ROUTE_NULLMX;
-			set_text(r->why, sizeof r->why, "domain %s accepts no mail (null MX, RFC 7505)", domain);
-			break;
-		}
-		r->host[r->nhost].pref = a->rr[i].pref;
-		set_text(r->host[r->nhost++].name, NAME_MAX_DNS + 1, "%s", a->rr[i].target);
+	} else {
+		route_mx(domain, a, r, relaying);       /* 2. null MX; sort; drop us */
 	}
 	free(a);
 	if (r->status != ROUTE_OK)
 		return;
 	if (r->nhost == 0) {                    /* 3. no MX: the implicit MX */
+		if (relaying && same_host(r->canon, opt.helo)) {
+			r->status = ROUTE_LOOP;
+			set_text(r->why, sizeof r->why, "554 5.4.6 mail for %s loops back to myself", domain);
+			return;
+		}
 		r->implicit = 1;
 		r->nhost = 1;
 		set_text(r->host[0].name, NAME_MAX_DNS + 1, "%s", r->canon);
 	}
-	mx_sort(r->host, r->nhost);
 	for (i = 0; i < r->nhost; i++) {        /* 4. each host's addresses */
 		if (resolve_host(&r->host[i], port) == DNS_TEMP)
 			temp = 1;
@@ -916,13 +1088,14 @@ static int print_route(const char *domain)
 
 	if (!r)
 		return EX_OSERR;
-	route_domain(domain, r, opt.mx_port);
+	route_domain(domain, r, opt.mx_port, 1);        /* as a queue run sees it */
 	printf("route to %s\n", domain);
 	for (i = 0; i < r->nchain; i++)
 		printf("  %s is an alias (CNAME) for %s\n", i ? r->chain[i - 1] : domain, r->chain[i]);
 	switch (r->status) {
 	case ROUTE_NXDOMAIN: printf("  %s\n  -> permanent failure (5.1.2)\n", r->why); free(r); return EX_NOHOST;
 	case ROUTE_NULLMX:   printf("  %s\n  -> permanent failure (5.1.10)\n", r->why); free(r); return EX_UNAVAILABLE;
+	case ROUTE_LOOP:     printf("  %s\n  -> permanent failure (5.4.6)\n", r->why); free(r); return EX_UNAVAILABLE;
 	case ROUTE_TEMP:     printf("  %s\n  -> temporary failure: try later\n", r->why); free(r); return EX_TEMPFAIL;
 	default: break;
 	}
@@ -946,6 +1119,11 @@ static int print_route(const char *domain)
 		}
 		printf("\n");
 	}
+	if (r->cut)
+		printf("  %d worse MX records not kept: the best %d are tried\n", r->cut, MX_MAX);
+	if (r->dropped)
+		printf("  %d MX records dropped: %s (-H) is one of them; it and every MX as bad or worse would loop\n",
+		       r->dropped, opt.helo);
 	i = (r->status == ROUTE_NOADDR) ? EX_UNAVAILABLE : EX_OK;
 	if (r->status == ROUTE_NOADDR)
 		printf("  -> permanent failure (5.4.4): %s\n", r->why);
@@ -955,7 +1133,13 @@ static int print_route(const char *domain)
 
 /* ==== The SMTP client (RFC 5321) ================================================ */
 
-enum rstatus { PENDING, DELIVERED, DEFERRED, FAILED };
+enum rstatus {
+	PENDING,        /* not settled yet */
+	SENT,           /* the next server took responsibility: 2xx after "." */
+	DEFERRED,       /* try again later */
+	FAILED,         /* failed for good: it is bounced */
+	POSTPONED       /* "452 too many recipients": in the next transaction */
+};
 
 struct recipient {
 	char addr[ADDR_SIZE];           /* as given, without brackets */
@@ -963,6 +1147,7 @@ struct recipient {
 	enum rstatus status;
 	int nohost;                     /* failed: the domain does not exist */
 	int from_smtp;                  /* reply is a server's SMTP reply */
+	int expired;                    /* failed: it waited longer than -e */
 	char relay[LABEL_SIZE];         /* "name[ip]:port", or "none" */
 	char mta[NAME_MAX_DNS + 1];     /* the server's name, for the DSN */
 	char reply[1024];               /* its reply, or our reason */
@@ -971,9 +1156,10 @@ struct recipient {
 
 struct job {                            /* one message to its recipients */
 	const char *sender;             /* "" is the null sender <> */
-	struct buffer wire;             /* CRLF, dot-stuffed, without the final "." */
+	struct buffer wire;             /* CRLF, dot-stuffed, ending in "." CRLF */
 	size_t size;                    /* RFC 1870 size: CRLF, no stuffing dots */
 	int eightbit;
+	int relaying;                   /* queued for relay: must not come back to us */
 	struct recipient *rcpt;
 	int nrcpt;
 };
@@ -983,7 +1169,9 @@ struct conn {
 	char label[LABEL_SIZE];         /* "name[ip]:port" */
 	char in[8192];
 	size_t start, end;
-	char error[LABEL_SIZE + 200];   /* why the last step failed */
+	int closing;                    /* the server said 421: it closes (3.8) */
+	char error[LABEL_SIZE + 200];   /* why the last step failed, or the 421 */
+	char dsn[16];                   /* the status code of that failure */
 };
 
 /* Connect with a time limit: a non-blocking connect() and poll(). */
@@ -1017,6 +1205,8 @@ static int connect_timeout(int fd, const struct sockaddr *sa, socklen_t len, int
 static int conn_open(struct conn *c, const struct sockaddr_storage *ss)
 {
 	c->start = c->end = 0;
+	c->closing = 0;
+	snprintf(c->dsn, sizeof c->dsn, "4.4.2");       /* connection lost */
 	c->fd = socket(ss->ss_family, SOCK_STREAM, 0);
 	if (c->fd < 0 || connect_timeout(c->fd, (const struct sockaddr *)ss, sockaddr_len(ss),
 					 capped(TIMEOUT_CONNECT)) < 0) {
@@ -1074,7 +1264,7 @@ static void show_sent(const char *text, size_t n)
 	}
 }
 
-/* Send commands (one or more CRLF lines). */
+/* Send commands (one or more CRLF lines), all in one write. */
 static int send_commands(struct conn *c, const char *text, size_t n)
 {
 	show_sent(text, n);
@@ -1125,19 +1315,32 @@ static int conn_line(struct conn *c, char *line, size_t size, time_t deadline)
 	}
 }
 
+/* A reply line, checked: three digits 2xx to 5xx, then nothing, " " or
+ * "-" (RFC 5321 4.2).  Returns the code, or -1. */
+static int reply_code(const char *line, int n)
+{
+	if (n < 3 || line[0] < '2' || line[0] > '5' || !isdigit((unsigned char)line[1]) ||
+	    !isdigit((unsigned char)line[2]) || (n > 3 && line[3] != ' ' && line[3] != '-'))
+		return -1;
+	return (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+}
+
 /*
  * RFC 5321 4.2: read one reply, "NNN-text" lines then "NNN text".  All
  * lines must carry the same code; at most REPLY_LINES_MAX lines; the whole
  * reply must come within `seconds`, so a server that trickles cannot hold
- * us forever.  text[] gets the lines joined by '\n'.  Returns the code,
- * or -1 (c->error says why).
+ * us forever.  text[] gets the lines, joined by '\n', as long as whole
+ * lines fit (the rest is cut, never a line in half).  Returns the code, or -1
+ * (c->error says why).  RFC 5321 3.8: a 421 says the server is closing
+ * the connection, whatever command it answers; it is returned as -1 too,
+ * with c->closing set and the reply in c->error, so no caller goes on.
  */
 static int read_reply(struct conn *c, int seconds, char *text, size_t size)
 {
 	char line[REPLY_LINE_MAX];
 	time_t deadline = time(NULL) + seconds;
 	size_t used = 0;
-	int code = -1, lines;
+	int code = -1, lines, full = 0;
 
 	text[0] = '\0';
 	for (lines = 0; lines < REPLY_LINES_MAX; lines++) {
@@ -1145,71 +1348,101 @@ static int read_reply(struct conn *c, int seconds, char *text, size_t size)
 		if (n < 0)
 			return -1;
 		VERBOSE("S: %s", line);
-		if (n < 3 || !isdigit((unsigned char)line[0]) || line[0] < '2' || line[0] > '5' ||
-		    !isdigit((unsigned char)line[1]) || !isdigit((unsigned char)line[2]) ||
-		    (n > 3 && line[3] != ' ' && line[3] != '-')) {
+		if ((this = reply_code(line, n)) < 0) {
 			set_text(c->error, sizeof c->error, "not an SMTP reply: \"%.60s\"", line);
 			return -1;
 		}
-		this = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
 		if (code >= 0 && this != code) {
 			set_text(c->error, sizeof c->error, "reply codes differ within one reply");
 			return -1;
 		}
 		code = this;
-		if (used < size)
+		full |= used + (size_t)n + 2 > size;
+		if (!full)
 			used += (size_t)snprintf(text + used, size - used, "%s%s", used ? "\n" : "", line);
 		if (n == 3 || line[3] == ' ')
-			return code;
+			break;
 	}
-	set_text(c->error, sizeof c->error, "reply longer than %d lines", REPLY_LINES_MAX);
-	return -1;
+	if (lines == REPLY_LINES_MAX) {
+		set_text(c->error, sizeof c->error, "reply longer than %d lines", REPLY_LINES_MAX);
+		return -1;
+	}
+	if (code == 421) {
+		c->closing = 1;
+		set_text(c->error, sizeof c->error, "%s", text);
+		return -1;
+	}
+	return code;
 }
 
 /* The enhanced status code in a reply ("550 5.1.1 ..."), or a default. */
 static void status_code(const char *reply, int code, char *dsn, size_t size)
 {
 	const char *p = reply + 4;
-	size_t n = strspn(p, "0123456789.");
+	size_t n;
 
-	if (strlen(reply) > 4 && n >= 5 && n < size && p[0] == reply[0] && p[1] == '.')
+	if (strlen(reply) <= 4) {
+		set_text(dsn, size, "%d.0.0", code >= 500 ? 5 : 4);
+		return;
+	}
+	n = strspn(p, "0123456789.");
+	if (n >= 5 && n < size && p[0] == reply[0] && p[1] == '.')
 		set_text(dsn, size, "%.*s", (int)n, p);
 	else
 		set_text(dsn, size, "%d.0.0", code >= 500 ? 5 : 4);
 }
 
-/* Record a recipient's outcome. */
+/* Record a recipient's outcome.  The reply goes into result lines and
+ * bounces: a multi-line reply becomes one line, and a server's control
+ * bytes become '?' (reply text is printable, RFC 5321 4.2.1). */
 static void set_result(struct recipient *r, enum rstatus st, const char *relay, const char *mta,
 		       const char *reply, int code)
 {
-	char *nl;
+	char *p;
 
 	r->status = st;
 	r->from_smtp = code > 0;
 	set_text(r->relay, sizeof r->relay, "%s", relay);
 	set_text(r->mta, sizeof r->mta, "%s", mta);
 	set_text(r->reply, sizeof r->reply, "%s", reply);
-	for (nl = r->reply; (nl = strchr(nl, '\n')); )
-		*nl = ' ';                          /* a multi-line reply on one line */
+	for (p = r->reply; *p; p++)
+		if (*p == '\n' || *p == '\t')
+			*p = ' ';
+		else if ((unsigned char)*p < 32 || *p == 127)
+			*p = '?';
 	if (code > 0)
 		status_code(reply, code, r->dsn, sizeof r->dsn);
 }
 
-/* Settle every recipient still pending from one reply code: 2xx
- * delivered, 4xx (or no reply: code -1) deferred, 5xx failed. */
+/* Settle every recipient still pending from one reply code: 2xx sent,
+ * 4xx deferred, 5xx failed. */
 static void settle(struct recipient **rv, const int *accepted, int n, int code, const char *reply,
 		   const char *relay, const char *mta)
 {
 	int i;
 
-	for (i = 0; i < n; i++) {
-		if (rv[i]->status != PENDING || (accepted && !accepted[i]))
-			continue;
-		set_result(rv[i], code / 100 == 2 ? DELIVERED : code / 100 == 5 ? FAILED : DEFERRED,
-			   relay, mta, reply, code);
-		if (code < 0)
-			snprintf(rv[i]->dsn, sizeof rv[i]->dsn, "4.4.2");
+	for (i = 0; i < n; i++)
+		if (rv[i]->status == PENDING && (!accepted || accepted[i]))
+			set_result(rv[i], code / 100 == 2 ? SENT : code / 100 == 5 ? FAILED : DEFERRED,
+				   relay, mta, reply, code);
+}
+
+/* The connection cannot be used any more (lost, a 421, the server out of
+ * step): whoever has no result yet is deferred, with the server's 421
+ * when it said so, else with our reason and c->dsn. */
+static void settle_lost(const struct conn *c, struct recipient **rv, int n, const char *mta)
+{
+	int i;
+
+	if (c->closing) {
+		settle(rv, NULL, n, 421, c->error, c->label, mta);
+		return;
 	}
+	for (i = 0; i < n; i++)
+		if (rv[i]->status == PENDING) {
+			set_result(rv[i], DEFERRED, c->label, mta, c->error, 0);
+			snprintf(rv[i]->dsn, sizeof rv[i]->dsn, "%s", c->dsn);
+		}
 }
 
 /* RFC 5321 4.1.1.10 QUIT, politely, without caring much for the answer. */
@@ -1230,52 +1463,103 @@ static int command(struct conn *c, const char *line, int seconds, char *reply, s
 	return send_commands(c, line, strlen(line)) < 0 ? -1 : read_reply(c, seconds, reply, size);
 }
 
+static int is_keyword(const char *p, size_t n, const char *keyword)
+{
+	return n == strlen(keyword) && strncasecmp(p, keyword, n) == 0;
+}
+
+/* RFC 5321 4.1.1.1: after the first line, each line of the EHLO reply
+ * names one extension, a keyword and its parameters.  Each line is
+ * measured before it is read: a bare "250" line names nothing. */
+static void ehlo_extensions(const char *reply, struct extensions *ext)
+{
+	const char *line = strchr(reply, '\n');
+
+	while (line) {
+		size_t len = strcspn(++line, "\n"), k = 0;
+		if (len > 4) {                  /* "250-" or "250 ", then the keyword */
+			while (4 + k < len && line[4 + k] != ' ')
+				k++;
+			ext->pipelining |= is_keyword(line + 4, k, "PIPELINING");
+			ext->size |= is_keyword(line + 4, k, "SIZE");
+			ext->eightbit |= is_keyword(line + 4, k, "8BITMIME");
+		}
+		line = line[len] ? line + len : NULL;
+	}
+}
+
+/* Does a greeting or EHLO/HELO reply name the server as our -H name?
+ * (The first word after the code, RFC 5321 4.2 and 4.1.1.1.) */
+static int names_us(const char *reply)
+{
+	char name[NAME_MAX_DNS + 1];
+	size_t n;
+
+	if (strlen(reply) < 5)
+		return 0;                       /* "220" or "220 " names no one */
+	n = strcspn(reply + 4, " \n");
+	if (n == 0 || n >= sizeof name)
+		return 0;
+	memcpy(name, reply + 4, n);
+	name[n] = '\0';
+	return same_host(name, opt.helo);
+}
+
 /*
- * RFC 5321 3.1: connect and wait for the 220 greeting; 4.1.1.1: EHLO, and
- * HELO for an old server that refuses EHLO with 5xx.  Returns 0 with the
- * extensions the server offers, or -1 (why[] says why, connection closed).
+ * RFC 5321 3.1: wait for the 220 greeting; 4.1.1.1: EHLO, and HELO for
+ * an old server that refuses EHLO with 5xx (RFC 5321 3.2).  Returns 0 with the
+ * extensions the server offers; -1 when the server cannot be used
+ * (why[] says why, connection closed); -2 when, relaying, its greeting
+ * or its EHLO reply gives our own name: we have connected to ourselves,
+ * which counts as an MX record naming us (5.1).
  */
-static int smtp_open(struct conn *c, const struct sockaddr_storage *ss, struct extensions *ext,
-		     char *why, size_t wsize)
+static int smtp_hello(struct conn *c, int relaying, struct extensions *ext, char *why, size_t wsize)
 {
 	char reply[8192], line[NAME_MAX_DNS + 16];
-	int code;
+	int code, self;
 
 	memset(ext, 0, sizeof *ext);
-	if (conn_open(c, ss) < 0) {
-		set_text(why, wsize, "%s: %s", c->label, c->error);
-		return -1;
-	}
 	code = read_reply(c, capped(TIMEOUT_GREETING), reply, sizeof reply);
-	if (code == 220) {
+	self = relaying && code == 220 && names_us(reply);
+	if (code == 220 && !self) {
 		snprintf(line, sizeof line, "EHLO %s\r\n", opt.helo);
 		code = command(c, line, capped(TIMEOUT_MAIL), reply, sizeof reply);
 		if (code >= 500) {
 			snprintf(line, sizeof line, "HELO %s\r\n", opt.helo);
 			code = command(c, line, capped(TIMEOUT_MAIL), reply, sizeof reply);
 		} else if (code == 250) {
-			char *p = reply;                /* the extensions, one per line */
-			while ((p = strchr(p, '\n'))) {
-				p += 5;
-				ext->pipelining |= strncasecmp(p, "PIPELINING", 10) == 0;
-				ext->size |= strncasecmp(p, "SIZE", 4) == 0;
-				ext->eightbit |= strncasecmp(p, "8BITMIME", 8) == 0;
-			}
+			ehlo_extensions(reply, ext);
 		}
-		if (code == 250)
+		self = relaying && code == 250 && names_us(reply);
+		if (code == 250 && !self)
 			return 0;
 	}
-	set_text(why, wsize, "%s: %s", c->label, code < 0 ? c->error : reply);
+	if (self)
+		set_text(why, wsize, "%s names itself %s, our own name (-H): a mail loop", c->label, opt.helo);
+	else
+		set_text(why, wsize, "%s: %s", c->label, code < 0 ? c->error : reply);
 	code < 0 ? conn_close(c) : quit(c);
-	return -1;
+	return self ? -2 : -1;
+}
+
+/* RFC 5321 4.5.3.1.10: a server out of room for recipients says 452; RFC
+ * 821 said 552, which a client should take as 452 (known by its 5.5.3). */
+static int too_many_recipients(int code, const char *reply)
+{
+	char dsn[16];
+
+	status_code(reply, code, dsn, sizeof dsn);
+	return code == 452 || (code == 552 && strcmp(dsn, "5.5.3") == 0);
 }
 
 /*
  * RFC 5321 4.1.1.2 MAIL and 4.1.1.3 RCPT.  With PIPELINING, MAIL, every
  * RCPT and DATA go out in one write and the replies are read in order
  * (RFC 2920 3.1); without it, one command, one reply.  Returns the MAIL
- * reply code (-1: connection lost); accepted[i] marks the recipients the
- * server took, the refused ones get their result here.
+ * reply code (-1: the connection cannot be used); accepted[i] marks the
+ * recipients the server took, the refused ones get their result here.
+ * A "too many recipients" after some were accepted POSTPONES the rest
+ * to the next transaction.
  */
 static int smtp_envelope(struct conn *c, const struct job *j, const char *mta,
 			 const struct extensions *ext, struct recipient **rv, int n,
@@ -1283,7 +1567,7 @@ static int smtp_envelope(struct conn *c, const struct job *j, const char *mta,
 {
 	struct buffer cmd = { NULL, 0, 0 };
 	char line[ADDR_SIZE + 16], rreply[2048];
-	int code, i, mail_ok;
+	int code, i, mail_ok, naccepted = 0;
 
 	buffer_printf(&cmd, "MAIL FROM:<%s>", j->sender);
 	if (ext->size)
@@ -1304,11 +1588,13 @@ static int smtp_envelope(struct conn *c, const struct job *j, const char *mta,
 		rcode = ext->pipelining ? read_reply(c, capped(TIMEOUT_RCPT), rreply, sizeof rreply)
 					: command(c, line, capped(TIMEOUT_RCPT), rreply, sizeof rreply);
 		if (rcode < 0)
-			code = -1;
+			code = -1;              /* lost, or 421: no more reading */
 		else if (!mail_ok)
 			continue;               /* pipelined RCPTs after a refused MAIL */
 		else if (rcode / 100 == 2)
-			accepted[i] = 1;
+			naccepted += accepted[i] = 1;
+		else if (naccepted > 0 && too_many_recipients(rcode, rreply))
+			set_result(rv[i], POSTPONED, c->label, mta, rreply, rcode);
 		else
 			set_result(rv[i], rcode / 100 == 4 ? DEFERRED : FAILED, c->label, mta, rreply, rcode);
 	}
@@ -1316,8 +1602,8 @@ static int smtp_envelope(struct conn *c, const struct job *j, const char *mta,
 }
 
 /* RFC 5321 4.1.1.4 DATA: 354, the message (dot-stuffed, 4.5.2), ".".
- * Returns the reply to "." (or the refusal of DATA), 0 when there was
- * nothing to send, -1 when the connection was lost. */
+ * Returns the reply to "." (or the refusal of DATA: 4xx, 5xx), 0 when
+ * there was nothing to send, -1 when the connection cannot be used. */
 static int smtp_data(struct conn *c, const struct job *j, const struct extensions *ext,
 		     int naccepted, char *reply, size_t rsize)
 {
@@ -1328,60 +1614,126 @@ static int smtp_data(struct conn *c, const struct job *j, const struct extension
 	if (!ext->pipelining && send_commands(c, "DATA\r\n", 6) < 0)
 		return -1;
 	code = read_reply(c, capped(TIMEOUT_DATA), reply, rsize);
-	if (code != 354)
+	if (code < 0 || code / 100 == 4 || code / 100 == 5)
 		return code;
+	if (code != 354) {                      /* e.g. 250: out of step, nothing was sent */
+		set_text(c->error, sizeof c->error,
+			 "451 4.5.0 protocol error: the server answered DATA with %d, not 354", code);
+		snprintf(c->dsn, sizeof c->dsn, "4.5.0");
+		return -1;
+	}
 	if (naccepted == 0) {                   /* RFC 2920 3.1: 354 anyway: end it empty */
 		if (send_commands(c, ".\r\n", 3) == 0)
 			read_reply(c, capped(TIMEOUT_DOT), reply, rsize);
 		return 0;
 	}
+	/* The message and the "." that ends it go out in one write: a small
+	 * write after a large one would wait for the large one's ACK (Nagle),
+	 * which the receiver delays (NOTES, "What a message costs"). */
 	show_sent(j->wire.data, j->wire.len);
-	show_sent(".\r\n", 3);
-	if (conn_send(c, j->wire.data, j->wire.len, capped(TIMEOUT_BLOCK)) < 0 ||
-	    conn_send(c, ".\r\n", 3, capped(TIMEOUT_BLOCK)) < 0)
+	if (conn_send(c, j->wire.data, j->wire.len, capped(TIMEOUT_BLOCK)) < 0)
 		return -1;
 	return read_reply(c, capped(TIMEOUT_DOT), reply, rsize);
+}
+
+/*
+ * One mail transaction (RFC 5321 3.3) for rv[]: the envelope, then the
+ * data.  Every recipient gets its result, except those the server
+ * postponed.  Returns 1 when the message went through and some were
+ * postponed (the caller starts another transaction on the same
+ * connection, 4.5.3.1.10); 0 when done; -1 when the connection cannot be
+ * used any more.
+ */
+static int smtp_transaction(struct conn *c, const struct job *j, const char *mta,
+			    const struct extensions *ext, struct recipient **rv, int n)
+{
+	char reply[8192];
+	int *accepted = calloc((size_t)n, sizeof *accepted);
+	int code, i, naccepted = 0, postponed = 0;
+
+	if (!accepted) {
+		set_text(c->error, sizeof c->error, "out of memory");
+		return -1;
+	}
+	code = smtp_envelope(c, j, mta, ext, rv, n, accepted, reply, sizeof reply);
+	for (i = 0; i < n; i++) {
+		naccepted += accepted[i];
+		postponed += rv[i]->status == POSTPONED;
+	}
+	if (code >= 0 && code / 100 != 2) {     /* the sender was refused: all share it */
+		settle(rv, NULL, n, code, reply, c->label, mta);
+		if (ext->pipelining && read_reply(c, capped(TIMEOUT_DATA), reply, sizeof reply) < 0)
+			code = -1;              /* the reply to the pipelined DATA */
+	} else if (code >= 0) {
+		code = smtp_data(c, j, ext, naccepted, reply, sizeof reply);
+		if (code > 0 && naccepted > 0)
+			settle(rv, accepted, n, code, reply, c->label, mta);
+	}
+	free(accepted);
+	if (code < 0)
+		return -1;
+	return postponed > 0 && naccepted > 0 && code / 100 == 2;
 }
 
 /*
  * One SMTP session with one server address, for recipients of one domain.
  * Returns -1 when the server could not be used (no connection, no 220,
  * EHLO and HELO refused): the caller tries the next address, and why[]
- * says what happened.  Returns 0 when the transaction was tried: every
- * recipient then has its result.
+ * says what happened; -2 when the server is ourselves (smtp_hello).
+ * Returns 0 when the transaction was tried: every recipient then has its
+ * result.
  */
 static int smtp_deliver(struct job *j, const char *mta, const struct sockaddr_storage *ss,
 			struct recipient **rv, int n, char *why, size_t wsize)
 {
 	struct conn c;
 	struct extensions ext;
-	char reply[8192];
-	int code, i, naccepted = 0;
-	int *accepted = calloc((size_t)n, sizeof *accepted);
+	struct recipient **tx = malloc((size_t)n * sizeof *tx);
+	int i, m, round, r;
 
-	if (!accepted)
+	if (!tx)
 		return -1;
 	server_label(mta, ss, c.label, sizeof c.label);
-	if (smtp_open(&c, ss, &ext, why, wsize) < 0) {
-		free(accepted);
+	if (conn_open(&c, ss) < 0) {
+		set_text(why, wsize, "%s: %s", c.label, c.error);
+		free(tx);
 		return -1;
 	}
-	code = smtp_envelope(&c, j, mta, &ext, rv, n, accepted, reply, sizeof reply);
-	for (i = 0; i < n; i++)
-		naccepted += accepted[i];
-	if (code >= 0 && code / 100 != 2) {     /* the sender was refused: all share it */
-		settle(rv, NULL, n, code, reply, c.label, mta);
-		if (ext.pipelining)             /* the reply to the pipelined DATA */
-			read_reply(&c, capped(TIMEOUT_DATA), reply, sizeof reply);
-	} else if (code >= 0) {
-		code = smtp_data(&c, j, &ext, naccepted, reply, sizeof reply);
-		if (code > 0 && naccepted > 0)
-			settle(rv, accepted, n, code, reply, c.label, mta);
+	if ((r = smtp_hello(&c, j->relaying, &ext, why, wsize)) < 0) {
+		free(tx);
+		return r;
 	}
-	if (code < 0)                           /* lost the server mid-way */
-		settle(rv, NULL, n, -1, c.error, c.label, mta);
-	code < 0 ? conn_close(&c) : quit(&c);
-	free(accepted);
+	if (j->eightbit && !ext.eightbit) {     /* RFC 6152 3: 8-bit only with 8BITMIME */
+		for (i = 0; i < n; i++)
+			if (rv[i]->status == PENDING) {
+				set_result(rv[i], FAILED, c.label, mta,
+					   "554 5.6.3 8-bit message, server does not offer 8BITMIME", 0);
+				snprintf(rv[i]->dsn, sizeof rv[i]->dsn, "5.6.3");
+			}
+		quit(&c);
+		free(tx);
+		return 0;
+	}
+	for (round = 0, r = 1; r > 0 && round < n; round++) {
+		for (i = m = 0; i < n; i++)
+			if (rv[i]->status == PENDING || rv[i]->status == POSTPONED) {
+				rv[i]->status = PENDING;
+				tx[m++] = rv[i];
+			}
+		if (round > 0)
+			VERBOSE("%d recipient(s) postponed by the server: a new transaction", m);
+		r = smtp_transaction(&c, j, mta, &ext, tx, m);
+	}
+	for (i = 0; i < n; i++)
+		if (rv[i]->status == POSTPONED)
+			rv[i]->status = DEFERRED;
+	if (r < 0) {
+		settle_lost(&c, rv, n, mta);
+		conn_close(&c);
+	} else {
+		quit(&c);
+	}
+	free(tx);
 	return 0;
 }
 
@@ -1409,8 +1761,16 @@ static void normalize_newlines(struct buffer *m)
 		m->data[o] = '\0';
 }
 
-/* RFC 5321 4.5.2 and 2.3.8: CRLF line ends, and a dot in front of every
- * line that starts with a dot.  The final "." is sent separately. */
+/*
+ * The message as it goes on the wire.  Every line ends in CRLF, whatever
+ * ended it in the queue or on stdin (CRLF, LF, a lone CR), so no bare CR
+ * or LF is ever sent (RFC 5321 2.3.8); a line that starts with a dot gets
+ * another one (4.5.2); a line longer than LINE_MAX_WIRE octets is broken
+ * by inserting CRLF and a space, as Postfix does (smtp_line_length_limit),
+ * so no line passes 1000 octets with its CRLF (4.5.3.1.6) and a long
+ * header field is folded, not cut.  Then "." CRLF, the end of the data.
+ * j->size is the RFC 1870 size: CRLFs counted, stuffing dots not.
+ */
 static void make_wire(const char *m, size_t len, struct job *j)
 {
 	const char *p = m, *end = m ? m + len : NULL;
@@ -1419,17 +1779,30 @@ static void make_wire(const char *m, size_t len, struct job *j)
 	j->size = 0;
 	j->eightbit = 0;
 	while (p && p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p), i;
-		if (*p == '.')
-			buffer_add(&j->wire, ".", 1);
-		buffer_add(&j->wire, p, n);
-		buffer_add(&j->wire, "\r\n", 2);
-		j->size += n + 2;
+		size_t n = 0, i = 0, piece, room;
+		while (p + n < end && p[n] != '\n' && p[n] != '\r')
+			n++;
+		do {                            /* the line, in pieces of at most 998 */
+			room = LINE_MAX_WIRE;
+			if (i > 0) {            /* a continuation: CRLF, then a space */
+				buffer_add(&j->wire, " ", 1);
+				room--;
+			} else if (p[0] == '.') {
+				buffer_add(&j->wire, ".", 1);
+				room--;
+			}
+			piece = n - i < room ? n - i : room;
+			buffer_add(&j->wire, p + i, piece);
+			buffer_add(&j->wire, "\r\n", 2);
+			j->size += piece + 2 + (i > 0);
+			i += piece;
+		} while (i < n);
 		for (i = 0; i < n; i++)
 			j->eightbit |= (unsigned char)p[i] > 127;
-		p += n + 1;
+		p += n;                         /* past CRLF, LF, or a lone CR */
+		p += (p < end && *p == '\r' && p + 1 < end && p[1] == '\n') ? 2 : p < end;
 	}
+	buffer_add(&j->wire, ".\r\n", 3);
 }
 
 /* RFC 5322 2.2: "Name: value".  Returns the length of the name, or 0. */
@@ -1479,21 +1852,72 @@ static int has_field(const char *h, size_t hlen, const char *name)
 	return 0;
 }
 
+/*
+ * An address as a person or a file gives it, checked and made bare into
+ * out[]: blanks around it dropped, one enclosing pair of <> removed
+ * (-f '<bob@x>', as sendmail and Postfix take it), one trailing dot of
+ * the domain dropped ("a@example.org." is a@example.org).  Refused (-1):
+ * a control byte anywhere (a CR LF would end our command and start
+ * another: the classic sendmail-wrapper injection), a space, '<' or '>'
+ * outside a quoted local part or an address literal (RFC 5321 4.1.2: a
+ * General-address-literal's dcontent may hold them, 4.1.3), an
+ * unfinished quote, no room.  With need_at: a local part, '@'
+ * and a domain are required.
+ */
+static int clean_address(const char *text, char *out, size_t size, int need_at)
+{
+	size_t n, i, at = 0;
+	int quoted = 0, has_at = 0, literal = 0;
+
+	while (*text == ' ')
+		text++;
+	n = strlen(text);
+	while (n > 0 && text[n - 1] == ' ')
+		n--;
+	if (n >= 2 && text[0] == '<' && text[n - 1] == '>') {
+		text++;
+		n -= 2;
+	}
+	if (n >= size)
+		return -1;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)text[i];
+		if (literal) {                  /* "[...]" after the '@': dcontent */
+			if (c == '[' || c == '\\' || c <= ' ' || c == 127)
+				return -1;
+			literal = c != ']';
+			continue;
+		}
+		if (quoted && c == '\\' && i + 1 < n)     /* quoted-pair: the next byte is plain */
+			c = (unsigned char)text[++i];
+		else if (c == '"')
+			quoted = !quoted;
+		else if (!quoted && c == '[' && has_at && i == at + 1)
+			literal = 1;
+		else if (!quoted && (c == ' ' || c == '<' || c == '>'))
+			return -1;
+		if (c < 32 || c == 127)
+			return -1;
+		if (!quoted && c == '@') {
+			has_at = 1;
+			at = i;
+		}
+	}
+	if (quoted)                     /* an unfinished literal: the domain check says 553 */
+		return -1;
+	memcpy(out, text, n);
+	out[n] = '\0';
+	if (has_at && n > at + 2 && out[n - 1] == '.')
+		out[--n] = '\0';
+	return need_at && (!has_at || at == 0 || at + 1 == n) ? -1 : 0;
+}
+
 static struct recipient *add_recipient(struct job *j, const char *text)
 {
 	struct recipient *r;
 	char addr[ADDR_SIZE];
-	size_t n;
-	const char *at;
 
-	while (isspace((unsigned char)*text))
-		text++;
-	snprintf(addr, sizeof addr, "%s", text[0] == '<' ? text + 1 : text);
-	n = strlen(addr);
-	while (n > 0 && (isspace((unsigned char)addr[n - 1]) || addr[n - 1] == '>'))
-		addr[--n] = '\0';
-	at = strrchr(addr, '@');
-	if (!at || at == addr || !at[1] || strlen(text) >= ADDR_SIZE - 2) {
+	if (clean_address(text, addr, sizeof addr, 1) < 0) {
 		note("bad recipient address: %s", text);
 		return NULL;
 	}
@@ -1501,14 +1925,36 @@ static struct recipient *add_recipient(struct job *j, const char *text)
 		if (strcmp(r->addr, addr) == 0)
 			return r;               /* named twice: sent once */
 	if (j->nrcpt >= RCPT_MAX) {
-		note("too many recipients, %s left out", text);
+		note("too many recipients, %s left out", addr);
 		return NULL;
 	}
 	r = &j->rcpt[j->nrcpt++];
 	memset(r, 0, sizeof *r);
-	memcpy(r->addr, addr, n + 1);
-	r->domain = r->addr + (at - addr) + 1;
+	memcpy(r->addr, addr, strlen(addr) + 1);
+	r->domain = strrchr(r->addr, '@') + 1;  /* domains hold no '@' */
 	return r;
+}
+
+/* The address in one item of an address list: "Name <addr>" gives addr
+ * (the first '<' outside quotes, the last '>'), a bare "addr" itself. */
+static char *item_address(char *item)
+{
+	int quoted = 0;
+	char *p, *gt;
+
+	for (p = item; *p; p++) {
+		if (quoted && *p == '\\' && p[1])
+			p++;
+		else if (*p == '"')
+			quoted = !quoted;
+		else if (*p == '<' && !quoted) {
+			if (!(gt = strrchr(p, '>')))
+				return p;       /* unbalanced: clean_address refuses it */
+			*gt = '\0';
+			return p + 1;
+		}
+	}
+	return item;
 }
 
 /*
@@ -1525,12 +1971,9 @@ static int parse_address_list(struct job *j, const char *v)
 	for (;; v++) {
 		char c = *v;
 		if (c == '\0' || (!quoted && !comment && !angle && (c == ',' || c == ';'))) {
-			char *lt, *p;
+			char *p;
 			item[n] = '\0';
-			lt = strchr(item, '<');
-			p = lt ? lt + 1 : item;
-			if (lt)
-				p[strcspn(p, ">")] = '\0';
+			p = item_address(item);
 			while (isspace((unsigned char)*p))
 				p++;
 			if (*p && !add_recipient(j, p))
@@ -1608,9 +2051,12 @@ static void rfc5322_date(time_t t, char *out, size_t size)
 
 /*
  * The message from stdin, ready to send: line ends made LF, recipients
- * taken from the header with -t, and the fields a submission agent adds
- * when they are missing (RFC 6409 8.1-8.3): From:, Date:, Message-ID:.
- * A message that already has them (and no -t) is sent unchanged.
+ * taken from the header with -t, and the fields RFC 5322 3.6 requires
+ * added when they are missing: Date: and Message-ID:, which RFC 6409 8.2
+ * and 8.3 let a submission server add, and From: (the envelope sender),
+ * which RFC 6409 does not list; sendmail and Postfix add it all the
+ * same, and so do we.  A message that already has them (and no -t) is
+ * sent unchanged.
  */
 static int prepare_message(struct buffer *m, struct job *j)
 {
@@ -1633,9 +2079,9 @@ static int prepare_message(struct buffer *m, struct job *j)
 	} else {
 		buffer_add(&out, m->data, hlen);
 	}
-	if (bad) {
+	if (bad) {                              /* RFC 5322 addresses we cannot send */
 		free(out.data);
-		return EX_USAGE;
+		return EX_DATAERR;
 	}
 	rfc5322_date(time(NULL), date, sizeof date);
 	snprintf(host, sizeof host, "%s", opt.helo);
@@ -1665,9 +2111,12 @@ static int prepare_message(struct buffer *m, struct job *j)
 
 /* ==== Delivery: by domain, host by host ========================================== */
 
+/* "sent", as Postfix logs status=sent: the next server took
+ * responsibility.  Whether it stored the message or will relay it
+ * further, its reply says. */
 static const char *status_word(enum rstatus st)
 {
-	return st == DELIVERED ? "delivered" : st == DEFERRED ? "deferred" : st == FAILED ? "failed" : "pending";
+	return st == SENT ? "sent" : st == DEFERRED ? "deferred" : st == FAILED ? "failed" : "pending";
 }
 
 /* The result line for one recipient: what happened, where, and why. */
@@ -1688,13 +2137,51 @@ static void settle_local(struct recipient **rv, int n, enum rstatus st, const ch
 		}
 }
 
-/* All recipients of one domain: route, then each address of each host in
- * turn until one server takes the transaction (RFC 5321 5.1). */
+/*
+ * Each address of each host in turn until one server takes the
+ * transaction (RFC 5321 5.1).  A server that turns out to be ourselves
+ * (smtp_hello: -2) ends the list as an MX record naming us would: it and
+ * every host as good or worse are dropped.  If a better one was tried,
+ * the recipients wait for it (deferred); if not, the mail loops (5.4.6).
+ */
+static void deliver_hosts(struct job *j, const char *domain, const struct route *r,
+			  struct recipient **rv, int n)
+{
+	char why[600], last[600] = "no server address to try", kind[32];
+	int h, a, tries = 0, rc = -1, better = 0;
+
+	for (h = 0; h < r->nhost && rc == -1; h++) {
+		const struct host *x = &r->host[h];
+		if (opt.have_smarthost || domain[0] == '[')
+			set_text(kind, sizeof kind, "%s", opt.have_smarthost ? "smarthost" : "address literal");
+		else
+			set_text(kind, sizeof kind, "preference %u", x->pref);
+		for (a = 0; a < x->naddr && rc == -1 && tries < TRIES_MAX; a++, tries++) {
+			VERBOSE("trying %s (%s)", x->name, kind);
+			rc = smtp_deliver(j, x->name, &x->addr[a], rv, n, why, sizeof why);
+			if (rc == -1) {
+				VERBOSE("could not use it: %s; next", why);
+				memcpy(last, why, sizeof last);
+			}
+		}
+		for (a = 0; rc == -2 && a < h; a++)
+			better |= r->host[a].pref < x->pref;
+		if (rc == -2)
+			VERBOSE("%s; it and every MX as good or worse are dropped", why);
+	}
+	if (rc == -2 && !better) {
+		set_text(why, sizeof why, "554 5.4.6 mail for %s loops back to myself", domain);
+		settle_local(rv, n, FAILED, "5.4.6", why);
+	} else if (rc != 0) {
+		settle_local(rv, n, DEFERRED, "4.4.1", last);
+	}
+}
+
+/* All recipients of one domain: route, then the hosts in turn. */
 static void deliver_domain(struct job *j, const char *domain, struct recipient **rv, int n)
 {
 	struct route *r = malloc(sizeof *r);
-	char why[600] = "no server address to try";
-	int h, a, tries = 0, done = 0, i;
+	int i;
 
 	if (!r) {
 		settle_local(rv, n, DEFERRED, "4.3.0", "out of memory");
@@ -1704,9 +2191,9 @@ static void deliver_domain(struct job *j, const char *domain, struct recipient *
 	if (opt.have_smarthost)
 		route_smarthost(r);
 	else
-		route_domain(domain, r, opt.mx_port);
+		route_domain(domain, r, opt.mx_port, j->relaying);
 	switch (r->status) {
-	case ROUTE_NXDOMAIN:
+	case ROUTE_NXDOMAIN:                    /* or not a domain at all */
 		settle_local(rv, n, FAILED, "5.1.2", r->why);
 		for (i = 0; i < n; i++)
 			rv[i]->nohost = 1;
@@ -1717,20 +2204,14 @@ static void deliver_domain(struct job *j, const char *domain, struct recipient *
 	case ROUTE_NOADDR:
 		settle_local(rv, n, FAILED, "5.4.4", r->why);
 		break;
+	case ROUTE_LOOP:
+		settle_local(rv, n, FAILED, "5.4.6", r->why);
+		break;
 	case ROUTE_TEMP:
 		settle_local(rv, n, DEFERRED, "4.4.3", r->why);
 		break;
 	case ROUTE_OK:
-		for (h = 0; h < r->nhost && !done; h++)
-			for (a = 0; a < r->host[h].naddr && !done && tries < TRIES_MAX; a++, tries++) {
-				VERBOSE("trying %s (preference %u)", r->host[h].name, r->host[h].pref);
-				done = smtp_deliver(j, r->host[h].name, &r->host[h].addr[a], rv, n,
-						    why, sizeof why) == 0;
-				if (!done)
-					VERBOSE("could not use it: %s; next", why);
-			}
-		if (!done)
-			settle_local(rv, n, DEFERRED, "4.4.1", why);
+		deliver_hosts(j, domain, r, rv, n);
 		break;
 	}
 	free(r);
@@ -1768,7 +2249,7 @@ static int exit_status(const struct job *j)
 	for (i = 0; i < j->nrcpt; i++) {
 		nohost |= j->rcpt[i].status == FAILED && j->rcpt[i].nohost;
 		failed |= j->rcpt[i].status == FAILED;
-		deferred |= j->rcpt[i].status != DELIVERED && j->rcpt[i].status != FAILED;
+		deferred |= j->rcpt[i].status != SENT && j->rcpt[i].status != FAILED;
 	}
 	return nohost ? EX_NOHOST : failed ? EX_UNAVAILABLE : deferred ? EX_TEMPFAIL : EX_OK;
 }
@@ -1776,6 +2257,7 @@ static int exit_status(const struct job *j)
 /* ==== The queue (format in NOTES.md) ================================================ */
 
 struct entry {
+	int own;                        /* "origin smtp_send": a bounce we wrote */
 	char id[128];
 	char sender[ADDR_SIZE];
 	long long arrival, next;
@@ -1820,24 +2302,25 @@ static int sync_dir(const char *path)
 }
 
 /* Write QUEUE/tmp/<id>, fsync, rename over QUEUE/entries/<id>, fsync the
- * directory: the entry is there whole, or not at all. */
-static int write_entry(const char *id, const char *sender, long long arrival, int attempts,
-		       long long next, struct recipient **rv, int n, const char *msg, size_t mlen)
+ * directory: the entry is there whole, or not at all.  The envelope is
+ * e's, with the recipients rv[]. */
+static int write_entry(const struct entry *e, struct recipient **rv, int n)
 {
 	struct buffer b = { NULL, 0, 0 };
 	char tmp[PATH_MAX], dst[PATH_MAX], dir[PATH_MAX];
 	int fd, i, r = -1;
 
-	snprintf(tmp, sizeof tmp, "%s/tmp/%s", opt.queue_dir, id);
-	snprintf(dst, sizeof dst, "%s/entries/%s", opt.queue_dir, id);
+	snprintf(tmp, sizeof tmp, "%s/tmp/%s", opt.queue_dir, e->id);
+	snprintf(dst, sizeof dst, "%s/entries/%s", opt.queue_dir, e->id);
 	snprintf(dir, sizeof dir, "%s/entries", opt.queue_dir);
-	buffer_printf(&b, "version 1\nid %s\nsender <%s>\narrival %lld\nattempts %d\nnext %lld\n",
-		      id, sender, arrival, attempts, next);
+	buffer_printf(&b, "version 1\nid %s\n%ssender <%s>\narrival %lld\nattempts %d\nnext %lld\n",
+		      e->id, e->own ? "origin smtp_send\n" : "", e->sender, e->arrival, e->attempts, e->next);
 	for (i = 0; i < n; i++)
 		buffer_printf(&b, "rcpt <%s>\n", rv[i]->addr);
 	buffer_add(&b, "\n", 1);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600)) >= 0) {
-		if (write_all_fd(fd, b.data, b.len) == 0 && write_all_fd(fd, msg, mlen) == 0 && fsync(fd) == 0)
+		if (write_all_fd(fd, b.data, b.len) == 0 && write_all_fd(fd, e->message, e->mlen) == 0 &&
+		    fsync(fd) == 0)
 			r = 0;
 		if (close(fd) < 0)
 			r = -1;
@@ -1852,60 +2335,216 @@ static int write_entry(const char *id, const char *sender, long long arrival, in
 	return r;
 }
 
-/* Parse an entry's envelope; the message follows the empty line. */
-static int parse_entry(char *text, size_t len, struct entry *e, struct job *j)
+/* A queue id, from a file name or an id line: one path component of
+ * printable ASCII, no "..", so it can name nothing outside the queue. */
+static int safe_id(const char *id)
 {
-	char *p = text, *end = text + len;
-	int version = 0;
+	size_t i, n = strlen(id);
+
+	if (n == 0 || n >= sizeof ((struct entry *)0)->id || id[0] == '.' || strstr(id, ".."))
+		return 0;
+	for (i = 0; i < n; i++)
+		if (id[i] <= ' ' || id[i] >= 127 || id[i] == '/')
+			return 0;
+	return 1;
+}
+
+/* The address on a "sender <...>" or "rcpt <...>" line: everything from
+ * the first '<' to the last '>', the rule smtpd writes by (a quoted local
+ * part may hold '<', '>', '@', spaces); then checked like any address. */
+static int entry_address(const char *v, char *out, size_t size, int need_at)
+{
+	const char *lt = strchr(v, '<'), *gt = strrchr(v, '>');
+	char raw[ADDR_SIZE];
+
+	if (!lt || !gt || gt < lt || (size_t)(gt - lt) > sizeof raw)
+		return -1;
+	memcpy(raw, lt + 1, (size_t)(gt - lt - 1));
+	raw[gt - lt - 1] = '\0';
+	return clean_address(raw, out, size, need_at);
+}
+
+static int entry_number(const char *v, long long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoll(v, &end, 10);
+	return end == v || *end || errno || *out < 0 ? -1 : 0;
+}
+
+/*
+ * An entry's envelope (format in NOTES.md), read as if a stranger wrote
+ * it.  The id is the file's name, never the id line: a renamed copy is
+ * an entry of its own and is rewritten under its own name.  The id line,
+ * when there is one, must be a safe id too.  "version 1", "sender" and
+ * "arrival" are required, and one "rcpt" at least: without them the
+ * entry is malformed (why[] says how) and left alone, never guessed (a
+ * null sender would discard its bounces, arrival 0 expire it at once).
+ * The message follows the empty line.
+ */
+static int parse_entry(const char *name, char *text, size_t len, struct entry *e, struct job *j,
+		       char *why, size_t wsize)
+{
+	char *p = text, *end = text + len, addr[ADDR_SIZE];
+	const char *bad = NULL;
+	int version = 0, sender = 0, arrival = 0;
 
 	memset(e, 0, sizeof *e);
+	if (!safe_id(name)) {
+		set_text(why, wsize, "the file name is not a queue id");
+		return -1;
+	}
+	snprintf(e->id, sizeof e->id, "%s", name);
 	while (p < end) {
 		char *nl = memchr(p, '\n', (size_t)(end - p)), *v;
 		if (!nl)
-			return -1;
+			break;
 		*nl = '\0';
 		if (p == nl) {                          /* the empty line */
 			e->message = nl + 1;
 			e->mlen = (size_t)(end - (nl + 1));
-			return version == 1 && e->id[0] && j->nrcpt > 0 ? 0 : -1;
+			set_text(why, wsize, "%s", version != 1 ? "not version 1" : !sender ? "no sender line"
+				 : !arrival ? "no arrival line" : j->nrcpt == 0 ? "no rcpt line" : "");
+			return why[0] ? -1 : 0;
 		}
 		v = strchr(p, ' ');
 		v = v ? v + 1 : nl;
-		if (strncmp(p, "version ", 8) == 0)
+		if (strncmp(p, "version ", 8) == 0) {
 			version = atoi(v);
-		else if (strncmp(p, "id ", 3) == 0)
-			snprintf(e->id, sizeof e->id, "%s", v);
-		else if (strncmp(p, "sender <", 8) == 0)
-			snprintf(e->sender, sizeof e->sender, "%.*s", (int)strcspn(v + 1, ">"), v + 1);
-		else if (strncmp(p, "arrival ", 8) == 0)
-			e->arrival = atoll(v);
-		else if (strncmp(p, "attempts ", 9) == 0)
+		} else if (strncmp(p, "id ", 3) == 0) {
+			bad = safe_id(v) ? NULL : "the id line is not a safe queue id";
+		} else if (strncmp(p, "sender ", 7) == 0) {
+			sender = 1;
+			bad = entry_address(v, e->sender, sizeof e->sender, 0) < 0 ? "bad sender line" : NULL;
+		} else if (strncmp(p, "arrival ", 8) == 0) {
+			arrival = 1;
+			bad = entry_number(v, &e->arrival) < 0 ? "bad arrival line" : NULL;
+		} else if (strcmp(p, "origin smtp_send") == 0) {
+			e->own = 1;
+		} else if (strncmp(p, "attempts ", 9) == 0) {
 			e->attempts = atoi(v);
-		else if (strncmp(p, "next ", 5) == 0)
-			e->next = atoll(v);
-		else if (strncmp(p, "rcpt ", 5) == 0 && !add_recipient(j, v))
+		} else if (strncmp(p, "next ", 5) == 0) {
+			bad = entry_number(v, &e->next) < 0 ? "bad next line" : NULL;
+		} else if (strncmp(p, "rcpt ", 5) == 0) {
+			if (entry_address(v, addr, sizeof addr, 1) < 0 || !add_recipient(j, addr))
+				bad = "bad rcpt line";
+		}
+		if (bad) {
+			set_text(why, wsize, "%s", bad);
 			return -1;
+		}
 		p = nl + 1;                             /* other keys: ignored */
 	}
+	set_text(why, wsize, "no empty line after the envelope");
 	return -1;
+}
+
+/*
+ * Text as message lines of at most FOLD_WIDTH octets where it can be
+ * broken at a space, never over LINE_MAX_WIRE: `first` starts the first
+ * line, `indent` each continuation.  In a header field a blank indent
+ * makes the continuations a folded field (RFC 5322 2.2.3); a word too
+ * long for any line is cut.
+ */
+static void add_folded(struct buffer *b, const char *first, const char *text, const char *indent)
+{
+	size_t col = strlen(first), min = strlen(indent), len;
+	int fresh = 1;                          /* no word on this line yet */
+
+	buffer_add(b, first, col);
+	for (;;) {
+		while (*text == ' ')
+			text++;
+		if (!*text)
+			break;
+		len = strcspn(text, " ");
+		if (!fresh && col + 1 + len > FOLD_WIDTH) {
+			buffer_add(b, "\n", 1);
+			buffer_add(b, indent, min);
+			col = min;
+			fresh = 1;
+		}
+		if (!fresh) {
+			buffer_add(b, " ", 1);
+			col++;
+		}
+		while (col < LINE_MAX_WIRE && col + len > LINE_MAX_WIRE) {
+			size_t cut = LINE_MAX_WIRE - col;
+			buffer_add(b, text, cut);
+			buffer_add(b, "\n", 1);
+			buffer_add(b, indent, min);
+			col = min;
+			text += cut;
+			len -= cut;
+		}
+		buffer_add(b, text, len);
+		col += len;
+		text += len;
+		fresh = 0;
+	}
+	buffer_add(b, "\n", 1);
+}
+
+/* MIME's multipart syntax: a boundary is 1 to 70 characters of a small
+ * set (letters, digits and '()+_,-./:=? and the space, not last); ours
+ * is the bounce's id and our name, cut to fit, other characters as '-'. */
+static void make_boundary(const char *id, char *out, size_t size)
+{
+	static const char ok[] = "'()+_,-./:=?";
+	size_t i;
+
+	set_text(out, size < BOUNDARY_MAX + 1 ? size : BOUNDARY_MAX + 1, "%s/%s", id, opt.helo);
+	for (i = 0; out[i]; i++)
+		if (!isalnum((unsigned char)out[i]) && !strchr(ok, out[i]))
+			out[i] = '-';
+}
+
+/* The bounce's first part, for a person: each recipient and why, in our
+ * words (an expired one is no "permanent error"); only the header of the
+ * message comes back, and it says so. */
+static void bounce_text(struct buffer *m, const struct entry *e, struct recipient **rv, int n)
+{
+	char who[ADDR_SIZE + 4], why[2048];
+	int i;
+
+	buffer_printf(m, "This is the mail system at host %s.\n\n"
+		      "Your message (queue id %s) could not be delivered to the\n"
+		      "recipients below; it will not be tried again.\n\n", opt.helo, e->id);
+	for (i = 0; i < n; i++) {
+		struct recipient *r = rv[i];
+		snprintf(who, sizeof who, "<%s>: ", r->addr);
+		if (r->expired)
+			set_text(why, sizeof why, "not delivered within %ld s, the time a message may wait"
+				 " in the queue (-e); the last attempt: %s", opt.max_age, r->reply);
+		else
+			set_text(why, sizeof why, "permanent error: %s", r->reply);
+		if (r->mta[0])
+			set_text(why + strlen(why), sizeof why - strlen(why), " (host %s)", r->relay);
+		add_folded(m, who, why, "    ");
+	}
+	buffer_printf(m, "\nThe header of your message is attached below; its body is not\n"
+		      "returned.\n");
 }
 
 /*
  * RFC 3464 delivery status notification, RFC 6522 multipart/report: a
  * human part, the machine-readable status per recipient, and the original
  * header.  From <> to the original sender, queued like any message.
+ * Diagnostic-Code carries a server's words only (RFC 3464 2.3.6).
  */
 static int write_bounce(const struct entry *e, struct recipient **rv, int n, char *id, size_t idsize)
 {
 	struct buffer m = { NULL, 0, 0 };
 	struct recipient to;
 	struct recipient *top = &to;
-	char date[64], arrived[64], boundary[512];
+	struct entry b;
+	char date[64], arrived[64], boundary[BOUNDARY_MAX + 1];
 	size_t body, hlen = header_length(e->message, e->mlen, &body);
 	int i, r;
 
 	new_id(id, idsize);
-	snprintf(boundary, sizeof boundary, "%s/%s", id, opt.helo);
+	make_boundary(id, boundary, sizeof boundary);
 	rfc5322_date(time(NULL), date, sizeof date);
 	rfc5322_date((time_t)e->arrival, arrived, sizeof arrived);
 	buffer_printf(&m, "From: Mail Delivery System <MAILER-DAEMON@%s>\nTo: <%s>\n", opt.helo, e->sender);
@@ -1914,13 +2553,7 @@ static int write_bounce(const struct entry *e, struct recipient **rv, int n, cha
 	buffer_printf(&m, "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"%s\"\n\n", boundary);
 	buffer_printf(&m, "This is a MIME-encapsulated message.\n\n--%s\n", boundary);
 	buffer_printf(&m, "Content-Description: Notification\nContent-Type: text/plain; charset=us-ascii\n\n");
-	buffer_printf(&m, "This is the mail system at host %s.\n\n"
-		      "Your message (queue id %s) could not be delivered to the\n"
-		      "recipients below. This is a permanent error; the message\n"
-		      "is returned to you with this notice.\n\n", opt.helo, e->id);
-	for (i = 0; i < n; i++)
-		buffer_printf(&m, "<%s>: %s%s%s\n", rv[i]->addr, rv[i]->reply,
-			      rv[i]->mta[0] ? " (host " : "", rv[i]->mta[0] ? rv[i]->relay : "");
+	bounce_text(&m, e, rv, n);
 	buffer_printf(&m, "\n--%s\nContent-Description: Delivery report\n"
 		      "Content-Type: message/delivery-status\n\n", boundary);
 	buffer_printf(&m, "Reporting-MTA: dns; %s\nX-Queue-ID: %s\nArrival-Date: %s\n", opt.helo, e->id, arrived);
@@ -1930,7 +2563,7 @@ static int write_bounce(const struct entry *e, struct recipient **rv, int n, cha
 		if (rv[i]->mta[0])
 			buffer_printf(&m, "Remote-MTA: dns; %s\n", rv[i]->mta);
 		if (rv[i]->from_smtp)
-			buffer_printf(&m, "Diagnostic-Code: smtp; %s\n", rv[i]->reply);
+			add_folded(&m, "Diagnostic-Code: smtp; ", rv[i]->reply, "\t");
 	}
 	buffer_printf(&m, "\n--%s\nContent-Description: Undelivered Message Headers\n"
 		      "Content-Type: text/rfc822-headers\n\n", boundary);
@@ -1938,14 +2571,23 @@ static int write_bounce(const struct entry *e, struct recipient **rv, int n, cha
 	buffer_printf(&m, "\n--%s--\n", boundary);
 	memset(&to, 0, sizeof to);
 	snprintf(to.addr, sizeof to.addr, "%s", e->sender);
-	r = write_entry(id, "", (long long)time(NULL), 0, (long long)time(NULL), &top, 1, m.data, m.len);
+	memset(&b, 0, sizeof b);                /* from <>, written by us */
+	b.own = 1;
+	snprintf(b.id, sizeof b.id, "%s", id);
+	b.arrival = b.next = (long long)time(NULL);
+	b.message = m.data;
+	b.mlen = m.len;
+	r = write_entry(&b, &top, 1);
 	if (r == 0)
-		note("queue: %s: bounce %s queued for <%s>", e->id, id, e->sender);
+		note("queue: bounce %s queued for <%s>", id, e->sender);
 	free(m.data);
 	return r;
 }
 
-/* Retry schedule: 5 minutes, doubled each attempt, at most 4 hours. */
+/* Retry schedule: 5 minutes, doubled each attempt, at most 4 hours.
+ * RFC 5321 4.5.4.1 says the interval SHOULD be at least 30 minutes; we
+ * start at 5 (as Postfix's minimal_backoff_time does) so a lab sees a
+ * retry while the student waits, then back off to the RFC's pace. */
 static long long backoff(int attempts)
 {
 	long long delay = 300;
@@ -1954,7 +2596,7 @@ static long long backoff(int attempts)
 	return delay < 4 * 3600 ? delay : 4 * 3600;
 }
 
-struct queue_stats { int delivered, deferred, bounced, skipped, broken; };
+struct queue_stats { int sent, deferred, bounced, skipped, broken; };
 
 /* Read a whole file from an open descriptor. */
 static char *read_fd(int fd, size_t *len)
@@ -2000,71 +2642,64 @@ static int lock_entry(const char *path)
  * After an attempt: bounce what failed for good or waited longer than -e,
  * keep the rest with a new schedule, remove the entry when nothing is
  * left.  The bounce is durable before the entry shrinks: no step loses a
- * recipient (a crash in between can only duplicate a bounce).
+ * recipient (a crash in between can only duplicate a bounce).  bounce[]
+ * gets the id of the bounce queued, if any.
  */
 static void settle_entry(const char *path, const struct entry *e, struct job *j,
-			 struct queue_stats *st, char ***extra, int *nextra)
+			 struct queue_stats *st, char *bounce_id, size_t bsize)
 {
 	struct recipient **keep = calloc((size_t)j->nrcpt, sizeof *keep);
 	struct recipient **bounce = calloc((size_t)j->nrcpt, sizeof *bounce);
 	long long now = (long long)time(NULL);
-	char bounce_id[128], dir[PATH_MAX], **grown;
+	char dir[PATH_MAX];
 	int i, nkeep = 0, nbounce = 0;
 
 	for (i = 0; keep && bounce && i < j->nrcpt; i++) {
 		struct recipient *r = &j->rcpt[i];
-		if (r->status == DELIVERED) {
-			st->delivered++;
+		if (r->status == SENT) {
+			st->sent++;
 		} else if (r->status == FAILED || now - e->arrival >= opt.max_age) {
-			if (r->status != FAILED) {      /* given up: expired */
-				char why[sizeof r->reply];
-				set_text(why, sizeof why, "%s (gave up after %lld s in the queue)", r->reply, now - e->arrival);
-				memcpy(r->reply, why, sizeof why);
-				r->status = FAILED;
-			}
+			r->expired = r->status != FAILED;       /* given up: waited too long */
+			r->status = FAILED;
 			bounce[nbounce++] = r;
 		} else {
 			keep[nkeep++] = r;
 		}
 	}
 	if (!keep || !bounce) {
-		note("queue: %s: out of memory, entry kept as it was", e->id);
+		note("queue: out of memory, entry kept as it was");
 	} else if (nbounce > 0 && !e->sender[0]) {
 		/* RFC 5321 6.1: a bounce that cannot be delivered is not bounced */
-		note("queue: %s: undeliverable bounce discarded (null sender)", e->id);
-	} else if (nbounce > 0 && write_bounce(e, bounce, nbounce, bounce_id, sizeof bounce_id) < 0) {
+		note("queue: undeliverable bounce discarded (null sender)");
+	} else if (nbounce > 0 && write_bounce(e, bounce, nbounce, bounce_id, bsize) < 0) {
+		bounce_id[0] = '\0';
 		for (i = 0; i < nbounce; i++)           /* keep them: try again later */
 			keep[nkeep++] = bounce[i];
 	} else if (nbounce > 0) {
 		st->bounced += nbounce;
-		grown = realloc(*extra, (size_t)(*nextra + 1) * sizeof **extra);
-		if (grown) {                            /* deliver the bounce in this run too */
-			*extra = grown;
-			if ((grown[*nextra] = strdup(bounce_id)))
-				(*nextra)++;
-		}
 	}
 	if (keep && bounce && nkeep > 0) {
-		long long next = now + backoff(e->attempts);
+		struct entry later = *e;
+		later.attempts++;
+		later.next = now + backoff(e->attempts);
 		st->deferred += nkeep;
-		if (write_entry(e->id, e->sender, e->arrival, e->attempts + 1, next, keep, nkeep,
-				e->message, e->mlen) == 0)
-			note("queue: %s: %d recipient(s) deferred, next attempt in %lld s", e->id, nkeep, next - now);
+		if (write_entry(&later, keep, nkeep) == 0)
+			note("queue: %d recipient(s) deferred, next attempt in %lld s", nkeep, later.next - now);
 	} else if (keep && bounce) {
 		snprintf(dir, sizeof dir, "%s/entries", opt.queue_dir);
 		if (unlink(path) == 0)
 			sync_dir(dir);
-		note("queue: %s: done, removed", e->id);
+		note("queue: done, removed");
 	}
 	free(keep);
 	free(bounce);
 }
 
 /* One queue entry: lock it (a second runner skips it), deliver it if it
- * is due (or -F), then settle it. */
-static void run_entry(const char *name, struct queue_stats *st, char ***extra, int *nextra)
+ * is due (or -F), then settle it.  bounce_id[] gets a bounce it queued. */
+static void run_entry(const char *name, struct queue_stats *st, char *bounce_id, size_t bsize)
 {
-	char path[PATH_MAX], *text = NULL;
+	char path[PATH_MAX], why[80], *text = NULL;
 	struct entry e;
 	struct job j;
 	size_t len;
@@ -2072,24 +2707,27 @@ static void run_entry(const char *name, struct queue_stats *st, char ***extra, i
 
 	snprintf(path, sizeof path, "%s/entries/%s", opt.queue_dir, name);
 	if ((fd = lock_entry(path)) < 0) {
-		VERBOSE("queue: %s: gone, locked by another runner or replaced: skipped", name);
+		VERBOSE("queue: gone, locked by another runner or replaced: skipped");
 		st->skipped++;
 		return;
 	}
 	memset(&j, 0, sizeof j);
+	set_text(why, sizeof why, "unreadable: %s", strerror(errno));
 	if (!(j.rcpt = calloc(RCPT_MAX, sizeof *j.rcpt)) || !(text = read_fd(fd, &len)) ||
-	    parse_entry(text, len, &e, &j) < 0) {
-		note("queue: %s: unreadable or malformed entry, left alone", name);
+	    parse_entry(name, text, len, &e, &j, why, sizeof why) < 0) {
+		note("queue: malformed entry (%s), left alone", why);
 		st->broken++;
 	} else if (!opt.flush && e.next > (long long)time(NULL)) {
-		VERBOSE("queue: %s: not due for %lld s, skipped", name, e.next - (long long)time(NULL));
+		VERBOSE("queue: not due for %lld s, skipped", e.next - (long long)time(NULL));
 		st->skipped++;
 	} else {
-		note("queue: %s: from=<%s> rcpts=%d attempts=%d", e.id, e.sender, j.nrcpt, e.attempts);
+		note("queue: from=<%s> rcpts=%d attempts=%d%s", e.sender, j.nrcpt, e.attempts,
+		     e.own ? " (our bounce)" : "");
 		j.sender = e.sender;
+		j.relaying = !e.own;            /* our own bounce may go to our smtpd */
 		make_wire(e.message, e.mlen, &j);
 		deliver_all(&j);
-		settle_entry(path, &e, &j, st, extra, nextra);
+		settle_entry(path, &e, &j, st, bounce_id, bsize);
 	}
 	free(j.wire.data);
 	free(j.rcpt);
@@ -2102,53 +2740,242 @@ static int by_name(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* -q: one pass over QUEUE/entries, oldest first (the names start with the
- * arrival time).  Bounces made on the way are delivered in the same pass. */
-static int run_queue(void)
+/* Add a name to the list of entries to run. */
+static void add_name(char ***names, int *n, const char *name)
 {
-	struct queue_stats st = { 0, 0, 0, 0, 0 };
-	char dir[PATH_MAX], **names = NULL;
+	char **grown = realloc(*names, (size_t)(*n + 1) * sizeof **names);
+
+	if (!grown || !(grown[*n] = strdup(name))) {
+		note("out of memory");
+		exit(EX_OSERR);
+	}
+	*names = grown;
+	(*n)++;
+}
+
+/* QUEUE/tmp files older than 36 hours were left by a writer that died
+ * between write and rename (smtpd, or a runner); Maildir readers clean
+ * their tmp/ by the same rule.  Done at the start of every queue run. */
+static void clean_tmp(void)
+{
+	char dir[PATH_MAX], path[PATH_MAX];
+	time_t now = time(NULL);
 	struct dirent *de;
-	int n = 0, i;
+	struct stat sb;
 	DIR *d;
 
+	snprintf(dir, sizeof dir, "%s/tmp", opt.queue_dir);
+	if (!(d = opendir(dir)))
+		return;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.' && snprintf(path, sizeof path, "%s/%s", dir, de->d_name) < (int)sizeof path &&
+		    lstat(path, &sb) == 0 && S_ISREG(sb.st_mode) && now - sb.st_mtime > TMP_MAX_AGE) {
+			if (unlink(path) == 0)
+				note("queue: removed tmp/%s, left over for %lld s", de->d_name,
+				     (long long)(now - sb.st_mtime));
+		}
+	closedir(d);
+}
+
+/* The names in QUEUE/entries, oldest first (they start with the arrival
+ * time).  Returns their number, or -1. */
+static int list_entries(char ***names)
+{
+	char dir[PATH_MAX];
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	*names = NULL;
 	snprintf(dir, sizeof dir, "%s/entries", opt.queue_dir);
 	if (!(d = opendir(dir))) {
 		note("queue: %s: %s", dir, strerror(errno));
-		return EX_NOINPUT;
+		return -1;
 	}
 	while ((de = readdir(d)))
-		if (de->d_name[0] != '.') {
-			char **grown = realloc(names, (size_t)(n + 1) * sizeof *names);
-			if (!grown || !(grown[n] = strdup(de->d_name))) {
-				note("out of memory");
-				exit(EX_OSERR);
-			}
-			names = grown;
-			n++;
-		}
+		if (de->d_name[0] != '.')
+			add_name(names, &n, de->d_name);
 	closedir(d);
-	qsort(names, (size_t)n, sizeof *names, by_name);
-	for (i = 0; i < n; i++)                 /* n grows when a bounce is queued */
-		run_entry(names[i], &st, &names, &n);
+	if (n > 0)
+		qsort(*names, (size_t)n, sizeof **names, by_name);
+	return n;
+}
+
+/*
+ * The delivery process of one entry (forked by run_queue): its log lines
+ * carry the entry's id, and its result goes to the runner as one line,
+ * "sent deferred bounced skipped broken bounce-id", in one write() of
+ * less than PIPE_BUF octets, which POSIX makes atomic: the -j processes
+ * share the pipe and their lines cannot mix.
+ */
+static void run_child(const char *name, int report_fd)
+{
+	struct queue_stats st = { 0, 0, 0, 0, 0 };
+	char bounce_id[128] = "", line[256];
+	int n;
+
+	snprintf(log_prefix, sizeof log_prefix, "%s: ", name);
+	run_entry(name, &st, bounce_id, sizeof bounce_id);
+	n = snprintf(line, sizeof line, "%d %d %d %d %d %s\n", st.sent, st.deferred, st.bounced,
+		     st.skipped, st.broken, bounce_id[0] ? bounce_id : "-");
+	if (write(report_fd, line, (size_t)n) != n)
+		note("queue: cannot report to the runner: %s", strerror(errno));
+}
+
+/* The runner's side of the pipe: add up every whole line there is, and
+ * queue each bounce for this run too. */
+static void read_reports(int fd, struct buffer *in, struct queue_stats *st, char ***names, int *n)
+{
+	char chunk[4096], *p, *nl, id[128];
+	ssize_t r;
+	struct queue_stats one;
+
+	while ((r = read(fd, chunk, sizeof chunk)) > 0)
+		buffer_add(in, chunk, (size_t)r);
+	for (p = in->data; p && (nl = memchr(p, '\n', in->len - (size_t)(p - in->data))); p = nl + 1) {
+		*nl = '\0';
+		if (sscanf(p, "%d %d %d %d %d %127s", &one.sent, &one.deferred, &one.bounced,
+			   &one.skipped, &one.broken, id) != 6)
+			continue;
+		st->sent += one.sent;
+		st->deferred += one.deferred;
+		st->bounced += one.bounced;
+		st->skipped += one.skipped;
+		st->broken += one.broken;
+		if (strcmp(id, "-") != 0 && safe_id(id))
+			add_name(names, n, id);
+	}
+	if (p && p > in->data) {                /* keep a partial line for later */
+		in->len -= (size_t)(p - in->data);
+		memmove(in->data, p, in->len);
+	}
+}
+
+/* Wait for one delivery process; one that died without its report (a
+ * crash, a kill) leaves its entry as it was: counted as deferred. */
+static void reap_child(pid_t *pids, char **names, int *running, struct queue_stats *st)
+{
+	int status, i;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, 0)) < 0 && errno == EINTR)
+		;
+	if (pid < 0) {                          /* no child left: nothing runs */
+		memset(pids, 0, JOBS_MAX * sizeof *pids);
+		*running = 0;
+		return;
+	}
+	for (i = 0; pid > 0 && i < JOBS_MAX; i++)
+		if (pids[i] == pid) {
+			pids[i] = 0;
+			(*running)--;
+			if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+				note("queue: %s: delivery process ended abnormally (status %d), entry left as it was",
+				     names[i], status);
+				st->deferred++;
+			}
+			return;
+		}
+}
+
+/*
+ * -q: one pass over QUEUE/entries, oldest first, up to -j entries at
+ * once, each in a process of its own (fork, as smtpd serves each client),
+ * so one slow server holds up only its own entry.  The per-entry lock
+ * keeps two processes, or two runners, from working on one entry.
+ * Bounces made on the way are delivered in the same pass.
+ */
+static int run_queue(void)
+{
+	struct queue_stats st = { 0, 0, 0, 0, 0 };
+	struct buffer in = { NULL, 0, 0 };
+	pid_t pids[JOBS_MAX] = { 0 };
+	char **names, *slot[JOBS_MAX];
+	int n, next = 0, running = 0, failed = 0, i, p[2];
+
+	clean_tmp();
+	if ((n = list_entries(&names)) < 0)
+		return EX_NOINPUT;
+	if (pipe(p) < 0 || fcntl(p[0], F_SETFL, O_NONBLOCK) < 0) {
+		note("queue: pipe: %s", strerror(errno));
+		return EX_OSERR;
+	}
+	while (next < n || running > 0) {
+		while (running < opt.jobs && next < n && !failed) {
+			for (i = 0; pids[i]; i++)
+				;                       /* a free slot: running < JOBS_MAX */
+			if ((pids[i] = fork()) < 0) {
+				note("queue: fork: %s; %d entries left for the next run", strerror(errno), n - next);
+				pids[i] = 0;
+				failed = 1;
+				break;
+			}
+			if (pids[i] == 0) {
+				close(p[0]);
+				run_child(names[next], p[1]);
+				exit(EX_OK);
+			}
+			slot[i] = names[next++];
+			running++;
+		}
+		if (running == 0)
+			break;
+		reap_child(pids, slot, &running, &st);
+		read_reports(p[0], &in, &st, &names, &n);
+	}
+	close(p[0]);
+	close(p[1]);
 	for (i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
-	note("queue: run done: delivered=%d deferred=%d bounced=%d skipped=%d broken=%d",
-	     st.delivered, st.deferred, st.bounced, st.skipped, st.broken);
-	return st.deferred ? EX_TEMPFAIL : EX_OK;
+	free(in.data);
+	note("queue: run done: sent=%d deferred=%d bounced=%d skipped=%d broken=%d",
+	     st.sent, st.deferred, st.bounced, st.skipped, st.broken);
+	return st.deferred || failed ? EX_TEMPFAIL : EX_OK;
 }
 
 /* ==== Start-up ======================================================================= */
 
+static const char usage_text[] =
+	"usage: smtp_send [-v] [-t] [-i] [-f sender] [-H helo-name] [-S host[:port]] [-P port]\n"
+	"                 [-R nameserver[:port]] [-T seconds] [--] [recipient...] < message\n"
+	"       smtp_send -M domain [-R nameserver[:port]] [-v]\n"
+	"       smtp_send -q queue-dir [-F] [-e max-age] [-j jobs] [delivery options]\n"
+	"       smtp_send -h\n";
+
+static const char options_text[] =
+	"  -f sender    envelope sender [$USER@hostname]; -f '' or '<>': the null sender\n"
+	"  -t           recipients from To:, Cc:, Bcc:; Bcc: is removed\n"
+	"  -i           accepted for sendmail compatibility (input ends at EOF anyway)\n"
+	"  -H name      our name in EHLO; an MX or a server with this name is us,\n"
+	"               and mail to it would loop [gethostname()]\n"
+	"  -S host[:p]  send everything to this one server (a smarthost), no DNS\n"
+	"  -P port      port of the MX hosts and address literals [25]\n"
+	"  -R ns[:p]    DNS server [the nameserver lines of /etc/resolv.conf]\n"
+	"  -T seconds   cap on every network timeout [RFC 5321 4.5.3.2 values]\n"
+	"  -M domain    print the route to domain and exit\n"
+	"  -q dir       run smtpd's queue in dir once\n"
+	"  -F           with -q: try every entry now, whatever its schedule\n"
+	"  -e age       with -q: bounce what is older than age (s, m, h, d) [5d]\n"
+	"  -j jobs      with -q: deliver up to this many entries at once, 1-32 [1]\n"
+	"  -v           DNS steps and the SMTP dialogue (C: / S:) on stderr; in a\n"
+	"               queue run every line starts with the entry's id\n"
+	"  -h           print the options and exit\n"
+	"Exit status: 0 all sent, 75 deferred, 69 failed, 68 no such domain,\n"
+	"65 not a message, 64 usage.\n";
+
 static void usage(void)
 {
-	fprintf(stderr,
-		"usage: smtp_send [-v] [-t] [-i] [-f sender] [-H helo-name] [-S host[:port]] [-P port]\n"
-		"                 [-R nameserver[:port]] [-T seconds] [--] [recipient...] < message\n"
-		"       smtp_send -M domain [-R nameserver[:port]] [-v]\n"
-		"       smtp_send -q queue-dir [-F] [-e max-age] [delivery options]\n");
+	fputs(usage_text, stderr);
 	exit(EX_USAGE);
+}
+
+/* -h: the options and what they mean, on stdout; a request, not an error. */
+static void help(void)
+{
+	fputs(usage_text, stdout);
+	fputs(options_text, stdout);
+	exit(EX_OK);
 }
 
 static int add_dns_server(const char *arg)
@@ -2209,22 +3036,51 @@ static long parse_age(const char *text)
 	}
 }
 
+/* -H: our name goes into EHLO, so no control byte or space may come
+ * with it (RFC 5321 4.1.1.1: a domain or an address literal). */
+static int valid_helo(const char *name)
+{
+	size_t i, n = strlen(name);
+
+	for (i = 0; i < n; i++)
+		if (name[i] <= ' ' || name[i] >= 127)
+			return 0;
+	return n > 0 && n < sizeof opt.helo;
+}
+
+/* -f: checked like any address; '<bob@x>' is bob@x, '' and '<>' the null sender. */
+static void set_sender(const char *text)
+{
+	if (clean_address(text, opt.sender_buf, sizeof opt.sender_buf, 0) < 0) {
+		note("bad sender address: %s", text);
+		exit(EX_USAGE);
+	}
+	opt.sender = opt.sender_buf;
+}
+
 static void parse_options(int argc, char **argv)
 {
 	int c;
-	char host[256];
+	char host[256], *end;
 
 	if (gethostname(opt.helo, sizeof opt.helo - 1) < 0 || !opt.helo[0])
 		snprintf(opt.helo, sizeof opt.helo, "localhost");
 	snprintf(opt.mx_port, sizeof opt.mx_port, "25");
 	opt.max_age = 5L * 86400;
-	while ((c = getopt(argc, argv, "vtif:H:S:P:R:T:M:q:Fe:")) != -1) {
+	opt.jobs = 1;
+	while ((c = getopt(argc, argv, "vtif:H:S:P:R:T:M:q:Fe:j:h")) != -1) {
 		switch (c) {
 		case 'v': opt.verbose = 1; break;
 		case 't': opt.from_headers = 1; break;
 		case 'i': break;                /* input always ends at EOF */
-		case 'f': opt.sender = optarg; break;
-		case 'H': snprintf(opt.helo, sizeof opt.helo, "%s", optarg); break;
+		case 'f': set_sender(optarg); break;
+		case 'H':
+			if (!valid_helo(optarg)) {
+				note("bad name for -H (printable, no spaces): %s", optarg);
+				usage();
+			}
+			snprintf(opt.helo, sizeof opt.helo, "%s", optarg);
+			break;
 		case 'S':
 			if (split_host_port(optarg, opt.smarthost, sizeof opt.smarthost, opt.smarthost_port,
 					    sizeof opt.smarthost_port, "25") < 0)
@@ -2248,6 +3104,14 @@ static void parse_options(int argc, char **argv)
 		case 'q': opt.queue_dir = optarg; break;
 		case 'F': opt.flush = 1; break;
 		case 'e': if ((opt.max_age = parse_age(optarg)) < 0) usage(); break;
+		case 'j':
+			opt.jobs = (int)strtol(optarg, &end, 10);
+			if (end == optarg || *end || opt.jobs < 1 || opt.jobs > JOBS_MAX) {
+				note("-j takes 1 to %d", JOBS_MAX);
+				usage();
+			}
+			break;
+		case 'h': help(); break;
 		default: usage();
 		}
 	}
@@ -2275,14 +3139,19 @@ int main(int argc, char **argv)
 		return EX_OSERR;
 	if (!opt.sender) {                      /* $USER@hostname, as sendmail does */
 		const char *user = getenv("USER") ? getenv("USER") : getenv("LOGNAME");
-		snprintf(opt.sender_buf, sizeof opt.sender_buf, "%s@%s", user ? user : "root", opt.helo);
-		opt.sender = opt.sender_buf;
+		char text[ADDR_SIZE + 256];
+		snprintf(text, sizeof text, "%s@%s", user ? user : "root", opt.helo);
+		set_sender(text);
 	}
 	j.sender = opt.sender;
 	r = EX_OK;
-	for (i = optind; i < argc && r == EX_OK; i++)
+	for (i = optind; i < argc && r == EX_OK; i++)   /* refused before any connection */
 		if (!add_recipient(&j, argv[i]))
 			r = EX_USAGE;
+	if (r == EX_OK && j.nrcpt == 0 && !opt.from_headers) {
+		note("no recipients (name them, or use -t)");
+		r = EX_USAGE;
+	}
 	while (r == EX_OK && (n = read(0, chunk, sizeof chunk)) > 0)
 		buffer_add(&m, chunk, (size_t)n);
 	if (r == EX_OK && n < 0) {

@@ -3,8 +3,8 @@
  *
  * SYNOPSIS
  *   smtpd [-a addr] [-p port] [-m maildir-root] [-d domain]... [-n hostname] [-A]
- *         [-q queue-dir] [-r cidr]... [-s max-bytes] [-c max-sessions] [-t seconds]
- *         [-x aliases-file] [-V] [-v]
+ *         [-q queue-dir] [-r cidr]... [-s max-bytes] [-c max-sessions]
+ *         [-C max-per-client] [-t seconds] [-x aliases-file] [-V] [-v]
  *
  * DESCRIPTION
  *   Listens on one TCP address, forks one child per connection and speaks
@@ -22,11 +22,14 @@
  *   -q dir       queue for non-local recipients [./queue]
  *   -r cidr      clients allowed to relay, repeatable [127.0.0.0/8 and ::1]
  *   -s bytes     largest message accepted, advertised in SIZE [10485760]
- *   -c n         concurrent sessions; one more gets 421 [20]
+ *   -c n         concurrent sessions; one more gets 421 4.3.2 [20]
+ *   -C n         concurrent sessions from one client address; one more
+ *                gets 421 4.7.0 [no limit but -c]
  *   -t seconds   time allowed for each line, command or message line; so
- *                also the idle timeout [300, RFC 5321 4.5.3.2]
- *   -x file      aliases file in /etc/aliases syntax [none]
- *   -V           answer VRFY and EXPN truthfully [252 / 502]
+ *                also the idle timeout [300, RFC 5321 4.5.3.2.7]
+ *   -x file      aliases file in /etc/aliases syntax, read again on
+ *                SIGHUP [none]
+ *   -V           answer VRFY and EXPN truthfully [252: cannot verify]
  *   -v           log the whole dialogue (C: and S: lines) to stderr
  *
  * STANDARDS
@@ -34,18 +37,29 @@
  *   (PIPELINING), RFC 2034 and RFC 3463 (enhanced status codes), RFC 5322
  *   (header and date syntax), the Maildir format (maildir(5) of qmail).
  *
+ * SIGNALS
+ *   SIGTERM, SIGINT  stop: no new sessions; each session waiting for a
+ *                    command answers 421 4.3.2 and closes, one inside a
+ *                    transaction finishes it first; exit when all are gone.
+ *   SIGHUP           read the -x aliases file again (new sessions use it;
+ *                    a file that cannot be read keeps the old table).
+ *
  * HOW TO READ THIS FILE
- *   1. main(): options, start-up, the accept loop, one fork() per client.
+ *   1. main(): options, start-up, the accept loop, one fork() per client
+ *      (accept_client), the parent's table of sessions (struct children).
  *   2. session(): the greeting and the command loop.
  *   3. commands[]: the command table; then one cmd_* function per verb.
- *   4. read_data(): the DATA byte machine (end of data, dot-unstuffing).
+ *   4. read_data(): the DATA byte machine (end of data, dot-unstuffing);
+ *      keep_byte() keeps the message in memory, or spills a big one to a
+ *      file (message_spill) so a session does not grow with the message.
  *   5. deliver(): Maildir files and queue entries (tmp, fsync, rename).
  *   Helpers come before their users: I/O and replies, address parsing,
  *   recipient resolution (aliases, mailboxes).
  *
  * DIAGNOSTICS
  *   One line per event on stderr, "smtpd: sid=<session> <event> key=value";
- *   with -v also every line sent (S:) and received (C:).
+ *   with -v also every line sent (S:) and received (C:).  Bytes outside
+ *   0x20-0x7E are logged escaped (\r, \t, \x1b; in C: lines also \\).
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -77,14 +91,24 @@
 /* ---- Limits, each with where it comes from ------------------------------ */
 
 #define CMD_LINE_MAX   512  /* RFC 5321 4.5.3.1.4: command line, CRLF included */
+#define REPLY_LINE_MAX 512  /* RFC 5321 4.5.3.1.5: reply line, CRLF included */
+#define ECHO_MAX        64  /* a client's words quoted in a reply, at most */
+#define LABEL_MAX       63  /* RFC 1035 2.3.4: one label of a domain */
+#define SIZE_DIGITS     20  /* RFC 1870 3: size-value = 1*20DIGIT */
 #define LOCAL_MAX       64  /* RFC 5321 4.5.3.1.1: local part */
 #define DOMAIN_MAX     255  /* RFC 5321 4.5.3.1.2: domain */
 #define PATH_LEN       256  /* RFC 5321 4.5.3.1.3: path, brackets included */
 #define ADDR_SIZE (LOCAL_MAX + 1 + DOMAIN_MAX + 1)  /* room for local@domain */
 #define RCPT_MAX       100  /* RFC 5321 4.5.3.1.8: at least 100 must be taken */
 #define HOPS_MAX       100  /* RFC 5321 6.3: more Received: lines means a loop */
-#define ERRORS_MAX      10  /* bad commands tolerated, then 421 (as Postfix) */
+#define ERRORS_MAX      20  /* errors in a session, then 421 (Postfix's
+                               smtpd_hard_error_limit, default 20) */
+#define JUNK_MAX       100  /* NOOP, RSET, VRFY, EXPN, HELP in a session (Postfix's
+                               smtpd_junk_command_limit, default 100) */
 #define DELIVERY_MAX  1000  /* copies of one message after alias expansion */
+#define MSG_MEM_MAX  65536  /* a message up to this size stays in memory; a
+                               larger one is spilled to a file (a session
+                               must not grow with the message) */
 #define ALIAS_DEPTH     10  /* nesting of aliases */
 #define DOMAINS_MAX     32
 #define RELAY_MAX       32
@@ -106,7 +130,7 @@ static struct config {
 	struct cidr relay[RELAY_MAX];
 	int nrelay;
 	unsigned long maxsize;
-	int maxsessions, timeout;
+	int maxsessions, maxperclient, timeout;
 	struct alias *aliases;
 	size_t naliases;
 } cfg;
@@ -122,6 +146,7 @@ enum state {
 };
 #define IN(st) (1u << (st))
 #define ANY_STATE (IN(ST_START) | IN(ST_READY) | IN(ST_MAIL) | IN(ST_RCPT))
+#define JUNK (1u << 8)      /* in commands[]: moves no mail, counted (JUNK_MAX) */
 
 struct address {                    /* one parsed RFC 5321 path */
 	int null;                   /* the null path <> */
@@ -135,11 +160,31 @@ struct address {                    /* one parsed RFC 5321 path */
 struct delivery {                   /* one copy of the message */
 	char rcpt[ADDR_SIZE];       /* Delivered-To (local) or queue recipient */
 	char user[LOCAL_MAX + 1];   /* mailbox directory; "" means queue it */
+	char key[ADDR_SIZE];        /* a remote one: how add_delivery compares it */
 };
 
-struct dlist { struct delivery *v; int n; };
+struct dlist { struct delivery *v; int n, cap; };   /* grows, up to DELIVERY_MAX */
 
 struct buffer { char *data; size_t len, cap; };
+
+struct mbox_index { char **names; size_t n; int built; };   /* mailbox_exists */
+
+struct message {                    /* the message of a transaction (DATA) */
+	char *mem;                  /* MSG_MEM_MAX bytes: the message, or the
+	                               part of it not yet in the spill file */
+	size_t len;                 /* bytes in mem */
+	int spill;                  /* the spill file, or -1: all is in mem */
+	off_t spilled;              /* bytes in the spill file */
+	unsigned long size;         /* its size on the wire (CRLF counted as 2) */
+	int bare, nul, too_big;     /* refused at its end for this reason... */
+	int error;                  /* ...or for this errno (memory, disk) */
+	int hops;                   /* Received: lines in its header */
+	int in_header, line_len;    /* for counting them as the bytes pass */
+	char line_head[9];
+	char wire[CMD_LINE_MAX];    /* -v: the line arriving, as sent */
+	size_t wire_len;
+	int wire_cr;                /* its last byte was a CR, not yet logged */
+};
 
 struct session {
 	int fd;
@@ -151,17 +196,20 @@ struct session {
 	enum state state;
 	int esmtp;                  /* EHLO rather than HELO */
 	char helo[256];
-	int errors;                 /* bad commands so far */
+	int errors;                 /* errors so far (reply_error) */
+	int junk;                   /* NOOP, RSET, VRFY, EXPN, HELP so far */
+	int bare_lf_noted;          /* -v said once that lines end in bare LF */
 	int quit;                   /* close after this reply */
 	int dead;                   /* write failed: client gone */
-	time_t deadline;            /* the line being read must be in by then */
+	long long deadline;         /* the line being read must be in by then
+	                               (milliseconds on CLOCK_MONOTONIC) */
 	/* the transaction (RFC 5321 3.3) */
 	char sender[ADDR_SIZE];     /* without brackets; "" is the null sender */
 	int nrcpt;                  /* RCPT commands accepted */
 	char first_rcpt[ADDR_SIZE];
 	struct dlist dl;            /* where the message goes */
-	struct buffer msg;          /* the message, LF line ends */
-	unsigned long msg_size;     /* its size on the wire (CRLF counted as 2) */
+	struct message msg;         /* the message, LF line ends */
+	struct mbox_index mbx;      /* mixed-case mailbox names, made on need */
 	/* buffered I/O */
 	char in[IN_BUF_SIZE];
 	size_t in_start, in_end;
@@ -173,18 +221,72 @@ static unsigned long deliveries_made;   /* Q<n> in Maildir names */
 
 /* ---- Logging -------------------------------------------------------------- */
 
+/*
+ * Peer bytes never reach a log or a reply raw: a byte outside 0x20-0x7E
+ * is written as \r, \n, \t or \xHH, so a CR hidden in a HELO name or a
+ * bare LF in a message shows in the transcript instead of acting on the
+ * terminal (or on a log parser).  With backslash set, '\' itself becomes
+ * "\\", so the escaped text is unambiguous (for C: lines).  Writes at most
+ * size-1 bytes and a NUL, never half an escape; returns the length.
+ */
+static size_t escape_bytes(char *out, size_t size, const char *p, size_t n, int backslash)
+{
+	size_t o = 0, i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		char e[5];
+		if (c >= 0x20 && c <= 0x7e && c != '\\' && o + 1 < size) {    /* the common case */
+			out[o++] = (char)c;
+			continue;
+		}
+		if (c == '\\' && backslash)
+			snprintf(e, sizeof e, "\\\\");
+		else if (c >= 0x20 && c <= 0x7e)
+			snprintf(e, sizeof e, "%c", c);
+		else if (c == '\r' || c == '\n' || c == '\t')
+			snprintf(e, sizeof e, "\\%c", c == '\r' ? 'r' : c == '\n' ? 'n' : 't');
+		else
+			snprintf(e, sizeof e, "\\x%02x", c);
+		if (o + strlen(e) >= size)
+			break;
+		memcpy(out + o, e, strlen(e));
+		o += strlen(e);
+	}
+	if (size > 0)
+		out[o] = '\0';
+	return o;
+}
+
+#define LOG_LINE_MAX (4 * CMD_LINE_MAX + 100)   /* an escaped command line fits */
+
 static void log_event(const struct session *s, const char *fmt, ...)
 {
-	char line[1024];
+	char line[LOG_LINE_MAX], safe[LOG_LINE_MAX];
 	va_list ap;
+	int n;
 
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
+	n = vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof line)
+		n = (int)sizeof line - 1;
+	escape_bytes(safe, sizeof safe, line, (size_t)n, 0);
 	if (s)
-		fprintf(stderr, "smtpd: sid=%s %s\n", s->id, line);
+		fprintf(stderr, "smtpd: sid=%s %s\n", s->id, safe);
 	else
-		fprintf(stderr, "smtpd: %s\n", line);
+		fprintf(stderr, "smtpd: %s\n", safe);
+}
+
+/* With -v: one line from the client, as it came (escaped, NULs included). */
+static void log_client(const struct session *s, const char *p, size_t n)
+{
+	char safe[4 * CMD_LINE_MAX + 1];
+
+	escape_bytes(safe, sizeof safe, p, n, 1);
+	log_event(s, "C: %s", safe);
 }
 
 /* ---- A growable buffer: the message, queue entries, long replies ------- */
@@ -260,11 +362,13 @@ static void put_out(struct session *s, const char *p, size_t n)
  * The one reply function (RFC 5321 4.2).  The text may hold several lines
  * separated by '\n'; all but the last go out as "code-", the last as
  * "code " (4.2.1).  esc is the enhanced status code (RFC 3463) or NULL.
+ * Whatever the text holds (a client's words too), a line goes out with
+ * bytes 0x20-0x7E only, and at most REPLY_LINE_MAX octets with its CRLF.
  */
 static void vreply(struct session *s, int code, const char *esc,
 		   const char *fmt, va_list ap)
 {
-	char text[4096], line[1100];
+	char text[4096], safe[REPLY_LINE_MAX], line[REPLY_LINE_MAX + 1];
 	char *p = text, *nl, *big = NULL;
 	va_list again;
 	int n;
@@ -277,17 +381,16 @@ static void vreply(struct session *s, int code, const char *esc,
 	}
 	va_end(again);
 	for (;;) {
-		int n;
 		nl = strchr(p, '\n');
-		if (nl)
-			*nl = '\0';
-		n = snprintf(line, sizeof line, "%d%c%s%s%s\r\n", code,
-			     nl ? '-' : ' ', esc ? esc : "", esc ? " " : "", p);
-		if (n < 0 || (size_t)n >= sizeof line)
-			n = (int)sizeof line - 1;
+		escape_bytes(safe, sizeof safe, p, nl ? (size_t)(nl - p) : strlen(p), 0);
+		n = snprintf(line, REPLY_LINE_MAX - 1, "%d%c%s%s%s", code,
+			     nl ? '-' : ' ', esc ? esc : "", esc ? " " : "", safe);
+		if (n < 0 || n > REPLY_LINE_MAX - 2)    /* cut: CRLF must fit */
+			n = REPLY_LINE_MAX - 2;
 		if (cfg.verbose)
-			log_event(s, "S: %.*s", n - 2, line);
-		put_out(s, line, (size_t)n);
+			log_event(s, "S: %s", line);
+		memcpy(line + n, "\r\n", 2);
+		put_out(s, line, (size_t)n + 2);
 		if (!nl)
 			break;
 		p = nl + 1;
@@ -303,39 +406,79 @@ static void reply(struct session *s, int code, const char *esc, const char *fmt,
 	va_end(ap);
 }
 
-/* A reply to a bad command: counted; too many end the session (Postfix's
- * hard error limit), since a client that errs that much is not a mailer. */
+/*
+ * A reply to an error: a bad command, a command out of order, or a
+ * refused recipient.  All count toward one limit; the reply that reaches
+ * it is followed by 421 and the end of the session (Postfix's hard error
+ * limit).  A client that errs that much is not a mailer: it is guessing
+ * addresses (harvesting without VRFY) or lost.
+ */
 static void reply_error(struct session *s, int code, const char *esc, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (++s->errors > ERRORS_MAX) {
-		reply(s, 421, "4.7.0", "%s Too many errors, closing connection", cfg.hostname);
-		log_event(s, "too-many-errors count=%d", s->errors);
-		s->quit = 1;
-		return;
-	}
 	va_start(ap, fmt);
 	vreply(s, code, esc, fmt, ap);
 	va_end(ap);
+	if (++s->errors >= ERRORS_MAX && !s->quit) {
+		reply(s, 421, "4.7.0", "%s Too many errors, closing connection", cfg.hostname);
+		log_event(s, "too-many-errors count=%d", s->errors);
+		s->quit = 1;
+	}
 }
 
 /* ---- Input: a buffered reader with a read timeout ------------------------- */
 
-enum { IN_EOF = 0, IN_ERROR = -1, IN_TIMEOUT = -2, IN_TOO_LONG = -3 };
+/* What the readers return instead of a length (a length may be 0: an
+ * empty command line is a line, not the end of the connection). */
+enum { IN_EOF = -1, IN_ERROR = -2, IN_TIMEOUT = -3, IN_TOO_LONG = -4, IN_STOP = -5 };
 
-/* Get more bytes into s->in.  Replies waiting in s->out are flushed first:
+/*
+ * Signals only write a byte into a pipe (the "self-pipe trick") and set a
+ * flag; whoever waits poll()s the pipe with its socket.  Checking a flag
+ * and then blocking would leave a window where a SIGTERM arrives just
+ * before the wait, and is never seen.  The accept loop and each session
+ * (which makes a pipe of its own) use this alike.
+ */
+static volatile sig_atomic_t stopping, reloading;
+static int wake_pipe[2] = { -1, -1 };
+
+/* Milliseconds on CLOCK_MONOTONIC, which a change of the date does not
+ * move: a clock set forward must not fire a timeout, nor one set back
+ * stretch it. */
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* -t: the next line (a command, or one line of the message) must be in
+ * within cfg.timeout seconds from now. */
+static void set_deadline(struct session *s)
+{
+	s->deadline = now_ms() + (long long)cfg.timeout * 1000;
+}
+
+/*
+ * Get more bytes into s->in.  Replies waiting in s->out are flushed first:
  * the client may be waiting for them (RFC 2920 3.2), so never block on
  * read with replies unsent.  The wait ends at s->deadline: the timeout
  * bounds a whole line, not each read, so a client that trickles a byte
  * every few seconds cannot keep its session (and a session slot) forever
- * (Postfix calls this a per-record deadline).  Returns bytes read or an
- * IN_ code. */
-static int fill(struct session *s)
+ * (Postfix calls this a per-record deadline).  The wait also ends when
+ * the server is stopping (SIGTERM, seen through wake_pipe) and we wait
+ * for a command outside a transaction: IN_STOP.  Inside a transaction
+ * (after MAIL, in DATA) the client is let finish.  Returns bytes read or
+ * an IN_ code.
+ */
+static int fill(struct session *s, int for_command)
 {
-	struct pollfd pfd;
+	struct pollfd pfd[2];
+	char drain[64];
 	ssize_t n;
-	long left;
+	long long left;
 	int r;
 
 	flush_out(s);
@@ -348,16 +491,26 @@ static int fill(struct session *s)
 		s->in_end -= s->in_start;
 		s->in_start = 0;
 	}
-	pfd.fd = s->fd;
-	pfd.events = POLLIN;
-	do {
-		left = (long)(s->deadline - time(NULL));
-		r = left > 0 ? poll(&pfd, 1, (int)left * 1000) : 0;
-	} while (r < 0 && errno == EINTR);
-	if (r == 0)
-		return IN_TIMEOUT;
-	if (r < 0)
-		return IN_ERROR;
+	pfd[0].fd = s->fd;
+	pfd[1].fd = wake_pipe[0];               /* -1 (ignored) outside a forked session */
+	pfd[0].events = pfd[1].events = POLLIN;
+	for (;;) {
+		if (for_command && stopping && s->state <= ST_READY)
+			return IN_STOP;
+		left = s->deadline - now_ms();
+		r = left > 0 ? poll(pfd, 2, (int)left) : 0;
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0)
+			return IN_TIMEOUT;
+		if (r < 0)
+			return IN_ERROR;
+		if (pfd[1].revents & POLLIN)
+			while (read(wake_pipe[0], drain, sizeof drain) > 0)
+				;
+		if (pfd[0].revents)
+			break;
+	}
 	do
 		n = read(s->fd, s->in + s->in_end, sizeof s->in - s->in_end);
 	while (n < 0 && errno == EINTR);
@@ -365,6 +518,8 @@ static int fill(struct session *s)
 		log_event(s, "read-error error=\"%s\"", strerror(errno));
 		return IN_ERROR;
 	}
+	if (n == 0)
+		return IN_EOF;
 	s->in_end += (size_t)n;
 	return (int)n;
 }
@@ -376,7 +531,7 @@ static int read_line(struct session *s, char *line)
 {
 	int too_long = 0;
 
-	s->deadline = time(NULL) + cfg.timeout;
+	set_deadline(s);
 	for (;;) {
 		size_t avail = s->in_end - s->in_start;
 		char *start = s->in + s->in_start;
@@ -389,6 +544,10 @@ static int read_line(struct session *s, char *line)
 			n--;
 			if (n > 0 && start[n - 1] == '\r')
 				n--;
+			else if (cfg.verbose && !s->bare_lf_noted) {   /* a student's nc without -C */
+				log_event(s, "client sends bare LF line ends; use nc -C");
+				s->bare_lf_noted = 1;
+			}
 			memcpy(line, start, n);
 			line[n] = '\0';
 			return (int)n;
@@ -397,8 +556,8 @@ static int read_line(struct session *s, char *line)
 			too_long = 1;
 			s->in_start = s->in_end;
 		}
-		int r = fill(s);
-		if (r <= 0)
+		int r = fill(s, 1);
+		if (r < 0)
 			return r;
 	}
 }
@@ -410,25 +569,74 @@ static int is_atext(int c)
 	return isalnum(c) || (c && strchr("!#$%&'*+-/=?^_`{|}~", c));
 }
 
-/* RFC 5321 4.1.3: [IPv4], [IPv6:...], or a general "[tag:content]". */
-static int valid_literal(const char *lit)
+/* RFC 5321 4.1.3 IPv4-address-literal: four Snum, each 1 to 3 digits
+ * and at most 255; leading zeros are legal ("127.0.0.01"), which is why
+ * inet_pton(), which refuses them, is not used here. */
+static int parse_ipv4(const char *p, unsigned char out[4])
+{
+	int i, digits, v;
+
+	for (i = 0; i < 4; i++) {
+		for (v = 0, digits = 0; isdigit((unsigned char)*p) && digits < 3; digits++)
+			v = v * 10 + (*p++ - '0');
+		if (digits == 0 || v > 255 || isdigit((unsigned char)*p))
+			return -1;
+		out[i] = (unsigned char)v;
+		if (i < 3 && *p++ != '.')
+			return -1;
+	}
+	return *p ? -1 : 0;
+}
+
+/* IPv6-addr (RFC 5321 4.1.3); an IPv4 tail ("::ffff:1.2.3.04") is read
+ * as above and handed to inet_pton() in its plain form. */
+static int parse_ipv6(const char *text, unsigned char out[16])
+{
+	char plain[INET6_ADDRSTRLEN + 16];
+	const char *colon = strrchr(text, ':');
+	unsigned char v4[4];
+
+	if (!colon || strlen(text) >= sizeof plain)
+		return -1;
+	if (strchr(colon, '.')) {
+		if (parse_ipv4(colon + 1, v4) < 0)
+			return -1;
+		snprintf(plain, sizeof plain, "%.*s%d.%d.%d.%d", (int)(colon + 1 - text), text,
+			 v4[0], v4[1], v4[2], v4[3]);
+		text = plain;
+	}
+	return inet_pton(AF_INET6, text, out) == 1 ? 0 : -1;
+}
+
+/*
+ * What an address literal "[...]" names: AF_INET or AF_INET6 with its
+ * bytes, 0 for a General-address-literal "[tag:content]" (RFC 5321
+ * 4.1.3: tag an Ldh-str ending in a letter or digit, content printable
+ * without '[', ']', '\\'), -1 for anything else ("[:y]", "[1.2.3.4:5]").
+ */
+static int literal_address(const char *lit, unsigned char bytes[16])
 {
 	char text[DOMAIN_MAX + 1];
-	unsigned char bin[16];
-	size_t n = strlen(lit) - 2;
+	size_t n = strlen(lit), tag;
 
-	memcpy(text, lit + 1, n);
-	text[n] = '\0';
+	if (n < 3 || n - 2 >= sizeof text || lit[0] != '[' || lit[n - 1] != ']')
+		return -1;
+	memcpy(text, lit + 1, n - 2);
+	text[n - 2] = '\0';
 	if (strncasecmp(text, "IPv6:", 5) == 0)
-		return inet_pton(AF_INET6, text + 5, bin) == 1;
-	if (strchr(text, ':'))
-		return 1;
-	return inet_pton(AF_INET, text, bin) == 1;
+		return parse_ipv6(text + 5, bytes) == 0 ? AF_INET6 : -1;
+	if (parse_ipv4(text, bytes) == 0)
+		return AF_INET;
+	tag = strspn(text, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-");
+	if (tag == 0 || text[tag] != ':' || text[tag - 1] == '-' || text[tag + 1] == '\0')
+		return -1;
+	return strpbrk(text + tag + 1, "[]\\") ? -1 : 0;   /* parse_domain checked 33-126 */
 }
 
 /* Domain = sub-domain *("." sub-domain), or an address literal "[...]". */
 static const char *parse_domain(const char *p, char *out, int *literal)
 {
+	unsigned char bin[16];
 	size_t n = 0;
 
 	*literal = (*p == '[');
@@ -442,7 +650,7 @@ static const char *parse_domain(const char *p, char *out, int *literal)
 			return NULL;
 		out[n++] = *p++;
 		out[n] = '\0';
-		return valid_literal(out) ? p : NULL;
+		return literal_address(out, bin) >= 0 ? p : NULL;
 	}
 	for (;;) {       /* one label: letter or digit, then letters, digits, hyphens */
 		size_t label = 0;
@@ -452,7 +660,7 @@ static const char *parse_domain(const char *p, char *out, int *literal)
 			out[n++] = *p++;
 			label++;
 		}
-		if (label == 0 || out[n - 1] == '-')
+		if (label == 0 || label > LABEL_MAX || out[n - 1] == '-')
 			return NULL;
 		if (*p != '.')
 			break;
@@ -553,21 +761,16 @@ static void address_text(const struct address *a, char *out, size_t size)
  * came in on (RFC 5321 4.1.3), e.g. [127.0.0.1] or [IPv6:::1]. */
 static int literal_is_ours(const struct session *s, const char *lit)
 {
-	char text[DOMAIN_MAX + 1];
 	unsigned char want[16];
 	const struct sockaddr_storage *ss = &s->local_sa;
-	size_t n = strlen(lit);
+	int family = literal_address(lit, want);
 
-	if (n < 3 || n - 2 >= sizeof text)
-		return 0;
-	memcpy(text, lit + 1, n - 2);
-	text[n - 2] = '\0';
-	if (strncasecmp(text, "IPv6:", 5) == 0) {
-		if (inet_pton(AF_INET6, text + 5, want) != 1 || ss->ss_family != AF_INET6)
+	if (family == AF_INET6) {
+		if (ss->ss_family != AF_INET6)
 			return 0;
 		return memcmp(want, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16) == 0;
 	}
-	if (inet_pton(AF_INET, text, want) != 1 || (ss->ss_family != AF_INET && ss->ss_family != AF_INET6))
+	if (family != AF_INET || (ss->ss_family != AF_INET && ss->ss_family != AF_INET6))
 		return 0;
 	if (ss->ss_family == AF_INET)
 		return memcmp(want, &((const struct sockaddr_in *)ss)->sin_addr, 4) == 0;
@@ -589,6 +792,14 @@ static int is_local_domain(const struct session *s, const struct address *a)
 		if (strcasecmp(a->domain, cfg.domains[i]) == 0)
 			return 1;
 	return 0;
+}
+
+/* RFC 5321 4.5.1: postmaster at our own name (-n) is always ours, also
+ * when -d names other local domains. */
+static int is_our_postmaster(const struct address *a)
+{
+	return !a->literal && strcasecmp(a->local, "postmaster") == 0 &&
+	       strcasecmp(a->domain, cfg.hostname) == 0;
 }
 
 /*
@@ -613,32 +824,81 @@ static int mailbox_name(const char *local, char *name)
 	return i == 0 ? -1 : 0;
 }
 
-/* Does the Maildir ROOT/name exist?  Lookup is case-insensitive: a mailbox
- * made by hand as "Alice" is found for "alice"; real[] gets its spelling. */
-static int mailbox_exists(const char *name, char *real)
+static int by_name_nocase(const void *a, const void *b)
+{
+	return strcasecmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The mail root's entries that have an upper-case letter (only those can
+ * match a lower-case name that stat() did not find), sorted ignoring
+ * case.  Made once per session, on the first miss: one scan of the root
+ * per session instead of one per unknown recipient. */
+static void build_mailbox_index(struct mbox_index *ix)
+{
+	struct dirent *de;
+	const char *p;
+	char **v;
+	DIR *d;
+
+	ix->built = 1;
+	if (!(d = opendir(cfg.mailroot)))
+		return;
+	while ((de = readdir(d))) {
+		for (p = de->d_name; *p && !isupper((unsigned char)*p); p++)
+			;
+		if (!*p || strlen(de->d_name) > LOCAL_MAX)   /* all lower case, or too long */
+			continue;
+		if (!(v = realloc(ix->names, (ix->n + 1) * sizeof *v)) || !(v[ix->n] = strdup(de->d_name))) {
+			if (v)
+				ix->names = v;
+			break;              /* out of memory: the index is what we have */
+		}
+		ix->names = v;
+		ix->n++;
+	}
+	closedir(d);
+	if (ix->n > 1)
+		qsort(ix->names, ix->n, sizeof *ix->names, by_name_nocase);
+}
+
+static void free_mailbox_index(struct mbox_index *ix)
+{
+	size_t i;
+
+	for (i = 0; i < ix->n; i++)
+		free(ix->names[i]);
+	free(ix->names);
+	memset(ix, 0, sizeof *ix);
+}
+
+/* Is ROOT/name a directory? */
+static int is_mailbox_dir(const char *name)
 {
 	char path[PATH_MAX];
 	struct stat st;
-	struct dirent *de;
-	DIR *d;
-	int found = 0;
 
 	snprintf(path, sizeof path, "%s/%s", cfg.mailroot, name);
-	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Does the Maildir ROOT/name exist?  One stat() of the (lower-case) name;
+ * a mailbox made by hand as "Carol" is found for "carol" through the
+ * session's index of mixed-case names.  real[] gets its spelling. */
+static int mailbox_exists(struct session *s, const char *name, char *real)
+{
+	char **hit;
+
+	if (is_mailbox_dir(name)) {
 		snprintf(real, LOCAL_MAX + 1, "%s", name);
 		return 1;
 	}
-	if (!(d = opendir(cfg.mailroot)))
+	if (!s->mbx.built)
+		build_mailbox_index(&s->mbx);
+	hit = s->mbx.n ? bsearch(&name, s->mbx.names, s->mbx.n, sizeof *hit, by_name_nocase) : NULL;
+	if (!hit || !is_mailbox_dir(*hit))
 		return 0;
-	while (!found && (de = readdir(d)))
-		if (strcasecmp(de->d_name, name) == 0) {
-			snprintf(path, sizeof path, "%s/%s", cfg.mailroot, de->d_name);
-			found = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-			if (found)   /* same length as name: it matched, ignoring case */
-				memcpy(real, de->d_name, strlen(name) + 1);
-		}
-	closedir(d);
-	return found;
+	memcpy(real, *hit, strlen(name) + 1);   /* equal ignoring case: same length */
+	return 1;
 }
 
 /* ---- Recipients: aliases, mailboxes, the delivery list ------------------- */
@@ -652,20 +912,47 @@ static const struct alias *find_alias(const char *name)
 	return NULL;
 }
 
-/* Add one copy to the list, once: the same mailbox never gets two.
- * Returns 0 (added, or there already), -1 when the list is full. */
-static int add_delivery(struct dlist *dl, const char *rcpt, const char *user)
+/*
+ * Add one copy to the list, once: the same mailbox never gets two.  A
+ * local copy is named by its mailbox (user); a remote one (user "") by
+ * its address, compared as RFC 5321 2.4 says: the local part exactly
+ * (only the host that owns it may treat "Bob" and "bob" as one; quotes
+ * around a plain name do not count, 4.1.2), the domain ignoring case.
+ * Returns 0 (added, or there already), -1 when the list is full, -2 when
+ * memory is.
+ */
+static int add_delivery(struct dlist *dl, const char *rcpt, const char *user,
+			const struct address *a)
 {
+	char key[ADDR_SIZE];
+	size_t n = 0;
 	int i;
 
+	if (!user[0] && a) {    /* key: unquoted local part, '@', lower-case domain */
+		n = (size_t)snprintf(key, sizeof key, "%s@", a->local);
+		for (i = 0; a->domain[i] && n + 1 < sizeof key; i++)
+			key[n++] = (char)tolower((unsigned char)a->domain[i]);
+	}
+	key[n] = '\0';
 	for (i = 0; i < dl->n; i++)
 		if (user[0] ? strcmp(dl->v[i].user, user) == 0
-			    : !dl->v[i].user[0] && strcasecmp(dl->v[i].rcpt, rcpt) == 0)
+			    : !dl->v[i].user[0] && strcmp(dl->v[i].key, key) == 0)
 			return 0;
-	if (dl->n >= DELIVERY_MAX)
-		return -1;
+	if (dl->n == dl->cap) {         /* grow: most messages have one recipient */
+		int cap = dl->cap ? 2 * dl->cap : 8;
+		struct delivery *v;
+		if (dl->n >= DELIVERY_MAX)
+			return -1;
+		if (cap > DELIVERY_MAX)
+			cap = DELIVERY_MAX;
+		if (!(v = realloc(dl->v, (size_t)cap * sizeof *v)))
+			return -2;
+		dl->v = v;
+		dl->cap = cap;
+	}
 	snprintf(dl->v[dl->n].rcpt, sizeof dl->v[dl->n].rcpt, "%s", rcpt);
 	snprintf(dl->v[dl->n].user, sizeof dl->v[dl->n].user, "%s", user);
+	memcpy(dl->v[dl->n].key, key, n + 1);
 	dl->n++;
 	return 0;
 }
@@ -674,13 +961,25 @@ struct expansion {
 	const char *seen[64];   /* aliases already expanded: loops stop here */
 	int nseen, depth;
 	int found;              /* mailboxes and remote addresses reached */
+	int nomem;              /* some could not be added: out of memory */
 };
 
-static void expand_local(const struct session *s, const char *name, const char *rcpt,
+/* What add_delivery said, counted for the expansion. */
+static void note_added(struct expansion *x, int r, const struct session *s, const char *name)
+{
+	if (r == 0)
+		x->found++;
+	else if (r == -2)
+		x->nomem = 1;
+	else
+		log_event(s, "alias-member-ignored member=\"%s\" reason=too-many", name);
+}
+
+static void expand_local(struct session *s, const char *name, const char *rcpt,
 			 struct dlist *dl, struct expansion *x);
 
 /* One member of an alias: a local name, a local address or a remote one. */
-static void expand_member(const struct session *s, const char *member,
+static void expand_member(struct session *s, const char *member,
 			  struct dlist *dl, struct expansion *x)
 {
 	char path[PATH_LEN + 3], name[LOCAL_MAX + 1], text[ADDR_SIZE];
@@ -697,10 +996,7 @@ static void expand_member(const struct session *s, const char *member,
 	}
 	address_text(&a, text, sizeof text);
 	if (!is_local_domain(s, &a)) {          /* forwarded: goes to the queue */
-		if (add_delivery(dl, text, "") < 0)
-			log_event(s, "alias-member-ignored member=\"%s\" reason=too-many", member);
-		else
-			x->found++;
+		note_added(x, add_delivery(dl, text, "", &a), s, member);
 		return;
 	}
 	if (mailbox_name(a.local, name) < 0) {
@@ -716,7 +1012,7 @@ static void expand_member(const struct session *s, const char *member,
  * loop a -> b -> a ends: the second "a" is taken as the mailbox a);
  * anything else is a mailbox, which must exist (or -A, or postmaster).
  */
-static void expand_local(const struct session *s, const char *name, const char *rcpt,
+static void expand_local(struct session *s, const char *name, const char *rcpt,
 			 struct dlist *dl, struct expansion *x)
 {
 	const struct alias *al = find_alias(name);
@@ -745,20 +1041,17 @@ static void expand_local(const struct session *s, const char *name, const char *
 		free(members);
 		return;
 	}
-	if (mailbox_exists(name, real)) {
-		if (add_delivery(dl, rcpt, real) == 0)
-			x->found++;
-	} else if (cfg.autocreate || strcmp(name, "postmaster") == 0) {
-		if (add_delivery(dl, rcpt, name) == 0)  /* RFC 5321 4.5.1 */
-			x->found++;
-	}
+	if (mailbox_exists(s, name, real))
+		note_added(x, add_delivery(dl, rcpt, real, NULL), s, name);
+	else if (cfg.autocreate || strcmp(name, "postmaster") == 0)     /* RFC 5321 4.5.1 */
+		note_added(x, add_delivery(dl, rcpt, name, NULL), s, name);
 }
 
 /*
  * Resolve one recipient into deliveries.  Returns the SMTP reply code:
  * 250, or the refusal (and sets *esc and *why).
  */
-static int resolve_rcpt(const struct session *s, const struct address *a,
+static int resolve_rcpt(struct session *s, const struct address *a,
 			struct dlist *dl, const char **esc, const char **why)
 {
 	char text[ADDR_SIZE], name[LOCAL_MAX + 1];
@@ -769,25 +1062,37 @@ static int resolve_rcpt(const struct session *s, const struct address *a,
 		*esc = "5.1.3", *why = "Address needs a domain";
 		return 501;
 	}
-	if (!is_local_domain(s, a)) {
-		if (!s->relay_ok) {             /* no open relay: RFC 5321 3.9, 7.1 */
+	if (!is_local_domain(s, a) && !is_our_postmaster(a)) {
+		if (!s->relay_ok) {
+			/* No open relay (RFC 5321 7.9): a refusal by policy is
+			 * 550 (3.6.2, 4.1.1.3); Postfix says 554 by default. */
 			*esc = "5.7.1", *why = "Relay access denied";
-			return 554;
+			return 550;
 		}
-		if (add_delivery(dl, text, "") < 0) {
+		switch (add_delivery(dl, text, "", a)) {
+		case 0:
+			return 250;
+		case -1:
 			*esc = "4.5.3", *why = "Too many recipients";
 			return 452;
+		default:
+			*esc = "4.3.1", *why = "Insufficient system storage";
+			return 452;
 		}
-		return 250;
 	}
 	if (mailbox_name(a->local, name) < 0) {
-		*esc = "5.1.3", *why = "Mailbox name not allowed here";
-		return 550;
+		/* valid syntax, refused by local policy: RFC 5321 4.3.2's 553 */
+		*esc = "5.1.1", *why = "Mailbox name not allowed here";
+		return 553;
 	}
 	if (a->domain[0] == '\0')
 		snprintf(text, sizeof text, "%s@%s", name, cfg.domains[0]);
 	memset(&x, 0, sizeof x);
 	expand_local(s, name, text, dl, &x);
+	if (x.found == 0 && x.nomem) {
+		*esc = "4.3.1", *why = "Insufficient system storage";
+		return 452;
+	}
 	if (x.found == 0) {
 		*esc = "5.1.1", *why = "User unknown";
 		return 550;
@@ -797,14 +1102,26 @@ static int resolve_rcpt(const struct session *s, const struct address *a,
 
 /* ---- Small helpers for the commands ------------------------------------ */
 
+/* An empty message, in memory.  The memory is kept for the next one. */
+static void message_reset(struct message *m)
+{
+	char *mem = m->mem;
+
+	if (m->spill >= 0)
+		close(m->spill);
+	memset(m, 0, sizeof *m);
+	m->mem = mem;
+	m->spill = -1;
+	m->in_header = 1;
+}
+
 static void reset_transaction(struct session *s)
 {
 	s->sender[0] = '\0';
 	s->first_rcpt[0] = '\0';
 	s->nrcpt = 0;
 	s->dl.n = 0;
-	s->msg.len = 0;
-	s->msg_size = 0;
+	message_reset(&s->msg);
 	if (s->state > ST_READY)
 		s->state = ST_READY;
 }
@@ -833,7 +1150,7 @@ static int parse_query(const char *arg, struct address *a)
 	return parse_path(path, a) && !a->null ? 0 : -1;
 }
 
-static int lookup_local(const struct session *s, const char *arg, struct dlist *dl, int *local)
+static int lookup_local(struct session *s, const char *arg, struct dlist *dl, int *local)
 {
 	struct address a;
 	char name[LOCAL_MAX + 1], text[ADDR_SIZE];
@@ -870,7 +1187,9 @@ static void cmd_unsupported(struct session *s, char *arg);
 
 /*
  * The command table: reading it is reading the protocol.  Each row is a
- * verb, the states it is allowed in (else 503, RFC 5321 4.1.4), the
+ * verb, the states it is allowed in (else 503, RFC 5321 4.1.4) and JUNK
+ * for the commands that move no mail (more than JUNK_MAX of them end the
+ * session: a client that only NOOPs holds a slot for nothing), the
  * function, and the text HELP shows.  There is no "ends a pipelined group"
  * flag: replies are flushed whenever the input runs dry, which is exactly
  * when a pipelining client waits for them (RFC 2920 3.2).
@@ -892,15 +1211,15 @@ static const struct command {
 	  "RCPT TO:<recipient>: add one recipient; repeat for more, up to 100 (RFC 5321 4.1.1.3)" },
 	{ "DATA", IN(ST_MAIL) | IN(ST_RCPT), cmd_data,
 	  "DATA: send the message, then a line holding only \".\" (RFC 5321 4.1.1.4)" },
-	{ "RSET", ANY_STATE, cmd_rset,
+	{ "RSET", ANY_STATE | JUNK, cmd_rset,
 	  "RSET: forget the current transaction (RFC 5321 4.1.1.5)" },
-	{ "VRFY", ANY_STATE, cmd_vrfy,
+	{ "VRFY", ANY_STATE | JUNK, cmd_vrfy,
 	  "VRFY <user>: does this mailbox exist? Off unless smtpd runs with -V (RFC 5321 4.1.1.6)" },
-	{ "EXPN", ANY_STATE, cmd_expn,
+	{ "EXPN", ANY_STATE | JUNK, cmd_expn,
 	  "EXPN <alias>: list an alias's members. Off unless smtpd runs with -V (RFC 5321 4.1.1.7)" },
-	{ "HELP", ANY_STATE, cmd_help,
+	{ "HELP", ANY_STATE | JUNK, cmd_help,
 	  "HELP [command]: this text (RFC 5321 4.1.1.8)" },
-	{ "NOOP", ANY_STATE, cmd_noop,
+	{ "NOOP", ANY_STATE | JUNK, cmd_noop,
 	  "NOOP: do nothing, answer 250 (RFC 5321 4.1.1.9)" },
 	{ "QUIT", ANY_STATE, cmd_quit,
 	  "QUIT: end the session (RFC 5321 4.1.1.10)" },
@@ -909,27 +1228,60 @@ static const struct command {
 	{ "AUTH", ANY_STATE, cmd_unsupported, "AUTH: not implemented (RFC 4954)" },
 	{ "BDAT", ANY_STATE, cmd_unsupported, "BDAT: not implemented (RFC 3030)" },
 	{ "ETRN", ANY_STATE, cmd_unsupported, "ETRN: not implemented (RFC 1985)" },
-	{ "TURN", ANY_STATE, cmd_unsupported, "TURN: obsolete, not implemented (RFC 821)" },
-	{ "SEND", ANY_STATE, cmd_unsupported, "SEND: obsolete, not implemented (RFC 821)" },
-	{ "SOML", ANY_STATE, cmd_unsupported, "SOML: obsolete, not implemented (RFC 821)" },
-	{ "SAML", ANY_STATE, cmd_unsupported, "SAML: obsolete, not implemented (RFC 821)" },
+	/* RFC 821's TURN, SEND, SOML, SAML: RFC 5321 dropped them (4.1.4,
+	 * Appendix F.1 and F.6), and a server that meets one says 502. */
+	{ "TURN", ANY_STATE, cmd_unsupported, "TURN: RFC 821's, dropped by RFC 5321 (F.1), not implemented" },
+	{ "SEND", ANY_STATE, cmd_unsupported, "SEND: RFC 821's, dropped by RFC 5321 (F.6), not implemented" },
+	{ "SOML", ANY_STATE, cmd_unsupported, "SOML: RFC 821's, dropped by RFC 5321 (F.6), not implemented" },
+	{ "SAML", ANY_STATE, cmd_unsupported, "SAML: RFC 821's, dropped by RFC 5321 (F.6), not implemented" },
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
+/*
+ * RFC 5321 4.1.1.1: HELO and EHLO take one argument, a Domain or an
+ * address-literal.  Labels may also hold '_' (real hosts have it in their
+ * names); each is 1 to 63 octets, the whole at most 255.  Only the syntax
+ * is checked: a name that is merely false must not be refused (4.1.4);
+ * Received: shows the real address next to it.  What passes cannot carry
+ * a CR, a TAB or a '(' into Received: or a reply.
+ */
+static int valid_helo(const char *arg)
+{
+	char lit[DOMAIN_MAX + 1];
+	const char *p, *end;
+	size_t label = 0;
+	int is_literal;
+
+	if (arg[0] == '[')
+		return (end = parse_domain(arg, lit, &is_literal)) && *end == '\0';
+	for (p = arg; *p; p++) {
+		if (*p == '.' && label > 0)
+			label = 0;
+		else if ((isalnum((unsigned char)*p) || *p == '-' || *p == '_') && label < LABEL_MAX)
+			label++;
+		else
+			return 0;
+	}
+	return label > 0 && p - arg <= DOMAIN_MAX;
+}
+
 /* RFC 5321 4.1.1.1 HELO/EHLO: the client names itself; a transaction in
- * progress is abandoned (4.1.4). */
+ * progress is abandoned (4.1.4).  Trailing spaces are tolerated. */
 static int greet(struct session *s, char *arg, const char *verb)
 {
-	size_t n = strcspn(arg, " ");
+	size_t n = strlen(arg);
 
+	while (n > 0 && arg[n - 1] == ' ')
+		arg[--n] = '\0';
 	if (n == 0) {
 		reply_error(s, 501, "5.5.4", "Syntax: %s <hostname>", verb);
 		return -1;
 	}
-	if (n >= sizeof s->helo)
-		n = sizeof s->helo - 1;
-	memcpy(s->helo, arg, n);
-	s->helo[n] = '\0';
+	if (!valid_helo(arg)) {
+		reply_error(s, 501, "5.5.4", "Syntax: %s takes one domain name or address literal", verb);
+		return -1;
+	}
+	memcpy(s->helo, arg, n + 1);            /* n <= DOMAIN_MAX < sizeof s->helo */
 	s->state = ST_READY;
 	reset_transaction(s);
 	return 0;
@@ -965,15 +1317,15 @@ static int mail_params(struct session *s, const char *p)
 			return -1;
 		}
 		if (strncasecmp(p, "SIZE=", 5) == 0) {
-			char *end;
-			unsigned long size;
-			errno = 0;
-			size = strtoul(p + 5, &end, 10);
-			if (!isdigit((unsigned char)p[5]) || end != p + n || errno) {
+			size_t digits = strspn(p + 5, "0123456789");
+			unsigned long long size;
+			if (digits == 0 || digits != n - 5 || digits > SIZE_DIGITS) {
 				reply_error(s, 501, "5.5.4", "Bad SIZE parameter");
 				return -1;
 			}
-			if (size > cfg.maxsize) {   /* RFC 1870 6.1: refuse now */
+			errno = 0;          /* 20 digits may not fit: then it is too big */
+			size = strtoull(p + 5, NULL, 10);
+			if (errno == ERANGE || size > cfg.maxsize) {   /* RFC 1870 6.1: refuse now */
 				reply(s, 552, "5.3.4", "Message size exceeds fixed limit of %lu", cfg.maxsize);
 				return -1;
 			}
@@ -984,7 +1336,8 @@ static int mail_params(struct session *s, const char *p)
 				return -1;
 			}
 		} else {
-			reply_error(s, 555, "5.5.4", "Unsupported parameter %.*s", (int)n, p);
+			reply_error(s, 555, "5.5.4", "Unsupported parameter %.*s%s",
+				    (int)(n > ECHO_MAX ? ECHO_MAX : n), p, n > ECHO_MAX ? "..." : "");
 			return -1;
 		}
 		p += n;
@@ -1038,7 +1391,8 @@ static void cmd_rcpt(struct session *s, char *arg)
 	while (*p == ' ')
 		p++;
 	if (*p) {
-		reply_error(s, 555, "5.5.4", "Unsupported parameter %s", p);
+		reply_error(s, 555, "5.5.4", "Unsupported parameter %.*s%s",
+			    ECHO_MAX, p, strlen(p) > ECHO_MAX ? "..." : "");
 		return;
 	}
 	address_text(&a, text, sizeof text);
@@ -1050,9 +1404,9 @@ static void cmd_rcpt(struct session *s, char *arg)
 	log_event(s, "rcpt to=<%s> status=%d", text, code);
 	if (code != 250) {
 		s->dl.n = before;
-		if (code == 501)
+		if (code / 100 == 5)            /* refused: counts as an error */
 			reply_error(s, code, esc, "<%s>: %s", text, why);
-		else
+		else                            /* 452: try again later; no fault */
 			reply(s, code, esc, "<%s>: %s", text, why);
 		return;
 	}
@@ -1088,43 +1442,45 @@ static void cmd_quit(struct session *s, char *arg)
 	s->quit = 1;
 }
 
-/* RFC 5321 4.1.1.6 VRFY.  Off by default (3.5.3: 252 "cannot verify, but
- * will try"), since answering it truthfully helps address harvesters. */
+/* RFC 5321 4.1.1.6 VRFY.  Off by default, since answering it truthfully
+ * helps address harvesters; a site that turns it off MUST answer 252
+ * (RFC 5321 7.3), "cannot verify, but will try" (3.5.3).  2.0.0: nothing
+ * about the address was verified, and 252 must not seem to verify it. */
 static void cmd_vrfy(struct session *s, char *arg)
 {
-	struct dlist dl = { NULL, 0 };
+	struct dlist dl = { NULL, 0, 0 };
 	int local;
 
-	if (!*arg) {
+	struct address a;
+
+	if (!*arg || (parse_query(arg, &a) == 0 && a.null)) {  /* <> names no mailbox */
 		reply_error(s, 501, "5.5.4", "Syntax: VRFY <user>");
 		return;
 	}
 	if (!cfg.vrfy) {
-		reply(s, 252, "2.5.2", "Cannot VRFY user, but will accept message and attempt delivery");
-		return;
-	}
-	if (!(dl.v = calloc(DELIVERY_MAX, sizeof *dl.v))) {
-		reply(s, 451, "4.3.0", "Out of memory");
+		reply(s, 252, "2.0.0", "Cannot VRFY user, but will accept message and attempt delivery");
 		return;
 	}
 	if (lookup_local(s, arg, &dl, &local) < 0)
 		reply_error(s, 501, "5.1.3", "Bad address syntax");
 	else if (!local)
-		reply(s, 252, "2.1.5", "Not a local address; will accept and attempt delivery");
+		reply(s, 252, "2.0.0", "Not a local address; will accept and attempt delivery");
 	else if (dl.n == 0)
-		reply(s, 550, "5.1.1", "User unknown");
+		reply_error(s, 550, "5.1.1", "User unknown");
 	else if (dl.n == 1)
 		reply(s, 250, "2.1.5", "<%s>", dl.v[0].rcpt);
-	else
-		reply(s, 250, "2.1.5", "%s is an alias of %d members (EXPN lists them)", arg, dl.n);
+	else    /* RFC 5321 3.5.2: a list names no one mailbox; EXPN is for lists */
+		reply(s, 252, "2.1.5", "That is a list of %d members; EXPN lists them", dl.n);
 	free(dl.v);
 }
 
 /* RFC 5321 4.1.1.7 EXPN: one line per member of the alias.  Off by
- * default (502), like VRFY, and for the same reason. */
+ * default, like VRFY and for the same reason, and answered the same way:
+ * RFC 5321 7.3 asks for 252 whether VRFY or EXPN is the one turned off
+ * (many servers send 502 instead; NOTES.md says why). */
 static void cmd_expn(struct session *s, char *arg)
 {
-	struct dlist dl = { NULL, 0 };
+	struct dlist dl = { NULL, 0, 0 };
 	struct buffer text = { NULL, 0, 0 };
 	int local, i;
 
@@ -1133,17 +1489,13 @@ static void cmd_expn(struct session *s, char *arg)
 		return;
 	}
 	if (!cfg.vrfy) {
-		reply(s, 502, "5.5.1", "EXPN disabled");
-		return;
-	}
-	if (!(dl.v = calloc(DELIVERY_MAX, sizeof *dl.v))) {
-		reply(s, 451, "4.3.0", "Out of memory");
+		reply(s, 252, "2.0.0", "Cannot EXPN, the server runs without -V; will accept message and attempt delivery");
 		return;
 	}
 	if (lookup_local(s, arg, &dl, &local) < 0)
 		reply_error(s, 501, "5.1.3", "Bad address syntax");
 	else if (!local || dl.n == 0)
-		reply(s, 550, "5.1.1", "No such local alias or user");
+		reply_error(s, 550, "5.1.1", "No such local alias or user");
 	else {
 		for (i = 0; i < dl.n; i++)
 			if (buffer_printf(&text, "%s<%s>", i ? "\n" : "", dl.v[i].rcpt) < 0)
@@ -1173,7 +1525,8 @@ static void cmd_help(struct session *s, char *arg)
 			reply(s, 214, "2.0.0", "%s", commands[i].help);
 			return;
 		}
-	reply(s, 504, "5.5.1", "HELP: no such command: %s", arg);
+	reply(s, 504, "5.5.4", "HELP: no such command: %.*s%s", ECHO_MAX, arg,
+	      strlen(arg) > ECHO_MAX ? "..." : "");
 }
 
 /* RFC 5321 4.2.4: a command we know of but do not implement. */
@@ -1183,156 +1536,7 @@ static void cmd_unsupported(struct session *s, char *arg)
 	reply_error(s, 502, "5.5.1", "Command not implemented");
 }
 
-/* ---- DATA ---------------------------------------------------------------- */
-
-/* Keep one byte of the message, unless it is already too big (then we
- * still read to the end, and answer 552 there: RFC 5321 4.5.3.1.10). */
-static void keep_byte(struct session *s, char c, int *too_big)
-{
-	s->msg_size += (c == '\n') ? 2 : 1;    /* size on the wire: CRLF */
-	if (s->msg_size > cfg.maxsize)
-		*too_big = 1;
-	if (!*too_big && buffer_add(&s->msg, &c, 1) < 0)
-		*too_big = 1;
-}
-
-/* The states of the DATA byte machine. */
-enum data_state {
-	D_BOL,      /* just after CRLF (or DATA's own CRLF): a dot is special */
-	D_TEXT,     /* inside a line */
-	D_CR,       /* after a CR: only LF may follow */
-	D_DOT,      /* after a dot at the start of a line */
-	D_DOT_CR    /* after "<CRLF>.<CR>": LF ends the data */
-};
-
-/* A byte inside a line.  An LF here has no CR before it: a bare LF, which
- * does not end the line. */
-static enum data_state text_byte(struct session *s, char c, int *bare, int *too_big)
-{
-	if (c == '\r')
-		return D_CR;
-	if (c == '\n')
-		*bare = 1;
-	if (!*bare)             /* a message to be refused need not be kept */
-		keep_byte(s, c, too_big);
-	return D_TEXT;
-}
-
-/*
- * Read the message after 354, byte by byte from the input buffer.
- * RFC 5321 4.1.1.4: the data ends with CRLF "." CRLF, and only that: a
- * bare LF (or CR) never ends a line here, so "<LF>.<LF>" cannot end the
- * message early -- the 2023 SMTP smuggling attack needs a server that
- * lets it.  A bare CR or LF anywhere sets *bare and the message is
- * refused at its end (RFC 5321 2.3.8).  RFC 5321 4.5.2: a line starting
- * with "." has had that dot doubled by the client; we remove one.
- * Lines are stored with LF ends, as Maildir expects.
- * Returns 1 at the end of data, or an IN_ code (EOF, timeout, error).
- */
-static int read_data(struct session *s, int *bare, int *too_big)
-{
-	enum data_state st = D_BOL;
-	int r;
-
-	*bare = *too_big = 0;
-	s->msg.len = 0;
-	s->msg_size = 0;
-	s->deadline = time(NULL) + cfg.timeout;
-	for (;;) {
-		char c;
-		if (s->in_start == s->in_end && (r = fill(s)) <= 0)
-			return r;
-		c = s->in[s->in_start++];
-		switch (st) {
-		case D_BOL:
-			st = (c == '.') ? D_DOT : text_byte(s, c, bare, too_big);
-			break;
-		case D_DOT:         /* ".\r" may end the data; else drop the dot */
-			st = (c == '\r') ? D_DOT_CR : text_byte(s, c, bare, too_big);
-			break;
-		case D_TEXT:
-			st = text_byte(s, c, bare, too_big);
-			break;
-		case D_CR:
-		case D_DOT_CR:
-			if (c == '\n') {
-				if (st == D_DOT_CR)
-					return 1;           /* CRLF . CRLF */
-				keep_byte(s, '\n', too_big);
-				s->deadline = time(NULL) + cfg.timeout;   /* a new line */
-				st = D_BOL;
-				break;
-			}
-			*bare = 1;                          /* a CR without its LF */
-			st = text_byte(s, c, bare, too_big);
-			break;
-		}
-	}
-}
-
-/* RFC 5321 6.3: count Received: lines in the header to spot mail loops. */
-static int count_hops(const struct buffer *m)
-{
-	const char *p = m->data, *end;
-	int hops = 0;
-
-	if (!p)                                 /* an empty first message: no buffer yet */
-		return 0;
-	end = p + m->len;
-	while (p && p < end && *p != '\n') {    /* the header ends at an empty line */
-		if (end - p >= 9 && strncasecmp(p, "Received:", 9) == 0)
-			hops++;
-		p = memchr(p, '\n', (size_t)(end - p));
-		if (p)
-			p++;
-	}
-	return hops;
-}
-
-/* With -v, show the message as it crossed the wire (dots stuffed again). */
-static void log_message(const struct session *s)
-{
-	const char *p = s->msg.data, *end = p ? p + s->msg.len : NULL;
-
-	while (p && p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-		log_event(s, "C: %s%.*s", *p == '.' ? "." : "", (int)n, p);
-		p = nl ? nl + 1 : end;
-	}
-	log_event(s, "C: .");
-}
-
-/* ---- Delivery: Maildir and the queue ------------------------------------ */
-
-/* A unique name (maildir(5)): seconds, microseconds, pid, a counter. */
-static void new_id(char *id, size_t size)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	snprintf(id, size, "%lld.M%06ldP%ldQ%lu", (long long)ts.tv_sec,
-		 ts.tv_nsec / 1000, (long)getpid(), ++deliveries_made);
-}
-
-/* RFC 5321 4.4 trace line.  "for" only with one recipient, so Bcc
- * recipients never see each other's addresses. */
-static int build_received(const struct session *s, const char *id, struct buffer *b)
-{
-	char date[64];
-	time_t now = time(NULL);
-	struct tm tm;
-
-	localtime_r(&now, &tm);
-	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
-	if (buffer_printf(b, "Received: from %s ([%s%s])\n\tby %s with %s id %s",
-			  s->helo, s->peer_v6 ? "IPv6:" : "", s->peer, cfg.hostname,
-			  s->esmtp ? "ESMTP" : "SMTP", id) < 0)
-		return -1;
-	if (s->nrcpt == 1 && buffer_printf(b, "\n\tfor <%s>", s->first_rcpt) < 0)
-		return -1;
-	return buffer_printf(b, "; %s\n", date);
-}
+/* ---- DATA: the byte machine, and where the message is kept ---------------- */
 
 static int write_all_fd(int fd, const char *p, size_t n)
 {
@@ -1348,20 +1552,244 @@ static int write_all_fd(int fd, const char *p, size_t n)
 	return 0;
 }
 
+/*
+ * Where the message goes while it arrives.  Up to MSG_MEM_MAX bytes stay
+ * in memory (most mail is small, and this keeps its path fast).  Beyond
+ * that the bytes go to a spill file as they arrive, MSG_MEM_MAX at a
+ * time, so a session's memory does not grow with the message.  The file
+ * is made in the queue's tmp/ and its name removed at once: nothing is
+ * left behind by a crash, and the space comes back when it is closed.
+ * Each delivery copies from it.
+ */
+static int message_spill(struct message *m)
+{
+	char path[PATH_MAX];
+
+	if (m->spill < 0) {
+		snprintf(path, sizeof path, "%s/tmp/spill.XXXXXX", cfg.queuedir);
+		if ((m->spill = mkstemp(path)) < 0)     /* O_EXCL, mode 0600 */
+			return -1;
+		unlink(path);
+	}
+	if (write_all_fd(m->spill, m->mem, m->len) < 0)
+		return -1;
+	m->spilled += (off_t)m->len;
+	m->len = 0;
+	return 0;
+}
+
+/* RFC 5321 6.3: count the header's Received: lines as the bytes pass. */
+static void count_hop(struct message *m, char c)
+{
+	if (!m->in_header)
+		return;
+	if (c == '\n') {
+		if (m->line_len == 0)           /* the empty line: the header ends */
+			m->in_header = 0;
+		m->line_len = 0;
+	} else if (m->line_len < 9) {
+		m->line_head[m->line_len++] = c;
+		if (m->line_len == 9 && strncasecmp(m->line_head, "Received:", 9) == 0)
+			m->hops++;
+	}
+}
+
+/* Keep one byte of the message.  A message that will be refused at its
+ * end (too big, a bare CR or LF, a NUL, a failed write) is still read to
+ * the end, but no longer kept: RFC 5321 4.5.3.1.9 (552 after the data)
+ * and RFC 1870 6.3 (more than the limit, whatever SIZE declared). */
+static void keep_byte(struct message *m, char c)
+{
+	m->size += (c == '\n') ? 2 : 1;         /* size on the wire: CRLF */
+	if (m->size > cfg.maxsize)
+		m->too_big = 1;
+	if (m->too_big || m->bare || m->nul || m->error)
+		return;
+	count_hop(m, c);
+	if (m->len == MSG_MEM_MAX && message_spill(m) < 0) {
+		m->error = errno;
+		return;
+	}
+	m->mem[m->len++] = c;
+}
+
+/* With -v: each line of the message as it crossed the wire (dots not yet
+ * removed), split at CRLF only, so a bare LF or CR shows inside a line
+ * as \n or \r: a smuggling attempt is visible in the transcript. */
+static void log_wire(struct session *s, char c)
+{
+	struct message *m = &s->msg;
+
+	if (c == '\n' && m->wire_cr) {
+		log_client(s, m->wire, m->wire_len);
+		m->wire_len = 0;
+		m->wire_cr = 0;
+		return;
+	}
+	if (m->wire_cr && m->wire_len < sizeof m->wire)  /* a CR without its LF */
+		m->wire[m->wire_len++] = '\r';
+	m->wire_cr = (c == '\r');
+	if (!m->wire_cr && m->wire_len < sizeof m->wire)
+		m->wire[m->wire_len++] = c;
+}
+
+/* The states of the DATA byte machine. */
+enum data_state {
+	D_BOL,      /* just after CRLF (or DATA's own CRLF): a dot is special */
+	D_TEXT,     /* inside a line */
+	D_CR,       /* after a CR: only LF may follow */
+	D_DOT,      /* after a dot at the start of a line */
+	D_DOT_CR    /* after "<CRLF>.<CR>": LF ends the data */
+};
+
+/* A byte inside a line.  An LF here has no CR before it: a bare LF, which
+ * does not end the line.  A NUL is no more allowed in mail than a bare
+ * CR or LF (RFC 2045 2.7, 2.8): a next hop that drops NULs would read
+ * "<CRLF>\0.<CRLF>" as the end of the data. */
+static enum data_state text_byte(struct message *m, char c)
+{
+	if (c == '\r')
+		return D_CR;
+	if (c == '\n')
+		m->bare = 1;
+	if (c == '\0')
+		m->nul = 1;
+	keep_byte(m, c);
+	return D_TEXT;
+}
+
+/*
+ * Read the message after 354, byte by byte from the input buffer.
+ * RFC 5321 4.1.1.4: the data ends with CRLF "." CRLF, and only that: a
+ * bare LF (or CR) never ends a line here, so "<LF>.<LF>" cannot end the
+ * message early -- the 2023 SMTP smuggling attack needs a server that
+ * lets it.  A bare CR or LF anywhere sets m->bare and the message is
+ * refused at its end (RFC 5321 2.3.8).  RFC 5321 4.5.2: a line starting
+ * with "." has had that dot doubled by the client; we remove one.
+ * Lines are stored with LF ends, as Maildir expects.
+ * Returns 1 at the end of data, or an IN_ code (EOF, timeout, error).
+ */
+static int read_data(struct session *s)
+{
+	struct message *m = &s->msg;
+	enum data_state st = D_BOL;
+	int r;
+
+	message_reset(m);
+	if (!m->mem && !(m->mem = malloc(MSG_MEM_MAX)))
+		m->error = ENOMEM;
+	set_deadline(s);
+	for (;;) {
+		char c;
+		if (s->in_start == s->in_end && (r = fill(s, 0)) < 0)
+			return r;
+		c = s->in[s->in_start++];
+		if (cfg.verbose)
+			log_wire(s, c);
+		switch (st) {
+		case D_BOL:
+			st = (c == '.') ? D_DOT : text_byte(m, c);
+			break;
+		case D_DOT:         /* ".\r" may end the data; else drop the dot */
+			st = (c == '\r') ? D_DOT_CR : text_byte(m, c);
+			break;
+		case D_TEXT:
+			st = text_byte(m, c);
+			break;
+		case D_CR:
+		case D_DOT_CR:
+			if (c == '\n') {
+				if (st == D_DOT_CR)
+					return 1;           /* CRLF . CRLF */
+				keep_byte(m, '\n');
+				set_deadline(s);            /* a new line */
+				st = D_BOL;
+				break;
+			}
+			m->bare = 1;                        /* a CR without its LF */
+			st = text_byte(m, c);
+			break;
+		}
+	}
+}
+
+/* Copy the whole message into fd: from memory, or from the spill file
+ * (through the same memory, MSG_MEM_MAX at a time). */
+static int write_message(int fd, struct message *m)
+{
+	off_t off = 0;
+	ssize_t n;
+
+	if (m->spill < 0)
+		return write_all_fd(fd, m->mem, m->len);
+	while (off < m->spilled) {
+		size_t want = m->spilled - off > MSG_MEM_MAX ? MSG_MEM_MAX : (size_t)(m->spilled - off);
+		n = pread(m->spill, m->mem, want, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;        /* the file is shorter than we wrote */
+			return -1;
+		}
+		if (write_all_fd(fd, m->mem, (size_t)n) < 0)
+			return -1;
+		off += n;
+	}
+	return 0;
+}
+
+/* ---- Delivery: Maildir and the queue ------------------------------------ */
+
+/* A unique name (maildir(5)): seconds, microseconds, pid, a counter. */
+static void new_id(char *id, size_t size)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(id, size, "%lld.M%06ldP%ldQ%lu", (long long)ts.tv_sec,
+		 ts.tv_nsec / 1000, (long)getpid(), ++deliveries_made);
+}
+
+/* RFC 5321 4.4 trace line.  "for" only with one recipient, so Bcc
+ * recipients never see each other's addresses.  The id clause is ID =
+ * "id" ( Atom / msg-id ); our id has dots, which an Atom may not, so it
+ * goes in the msg-id form <id@name>, and stays the id used everywhere. */
+static int build_received(const struct session *s, const char *id, struct buffer *b)
+{
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (!localtime_r(&now, &tm))       /* no time zone data (out of memory): UTC */
+		gmtime_r(&now, &tm);
+	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+	if (buffer_printf(b, "Received: from %s ([%s%s])\n\tby %s with %s id <%s@%s>",
+			  s->helo, s->peer_v6 ? "IPv6:" : "", s->peer, cfg.hostname,
+			  s->esmtp ? "ESMTP" : "SMTP", id, cfg.hostname) < 0)
+		return -1;
+	if (s->nrcpt == 1 && buffer_printf(b, "\n\tfor <%s>", s->first_rcpt) < 0)
+		return -1;
+	return buffer_printf(b, "; %s\n", date);
+}
+
 /* Create path (it must not exist), write head and message, fsync.  On any
  * failure the file is removed and errno tells why. */
-static int write_durably(const char *path, const struct buffer *head, const struct buffer *msg)
+static int write_durably(const char *path, const struct buffer *head, struct message *msg)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600), saved;
 
 	if (fd < 0)
 		return -1;
-	if (write_all_fd(fd, head->data, head->len) == 0 &&
-	    write_all_fd(fd, msg->data, msg->len) == 0 &&
-	    fsync(fd) == 0 && close(fd) == 0)
-		return 0;
+	if (write_all_fd(fd, head->data, head->len) == 0 && write_message(fd, msg) == 0 &&
+	    fsync(fd) == 0) {
+		if (close(fd) == 0)
+			return 0;
+		fd = -1;
+	}
 	saved = errno;
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	unlink(path);
 	errno = saved;
 	return -1;
@@ -1380,23 +1808,36 @@ static int sync_dir(const char *path)
 	return r;
 }
 
+/* mkdir that is content when the directory is there: 1 made, 0 there, -1. */
 static int make_dir(const char *path)
 {
-	return mkdir(path, 0700) == 0 || errno == EEXIST ? 0 : -1;
+	if (mkdir(path, 0700) == 0)
+		return 1;
+	return errno == EEXIST ? 0 : -1;
 }
 
-/* The Maildir ROOT/user with tmp/ new/ cur/ (created for -A and postmaster). */
+/*
+ * The Maildir ROOT/user with tmp/ new/ cur/ (created for -A and
+ * postmaster).  A new directory is only durable once the directory that
+ * holds its name is fsynced: the root after ROOT/user, ROOT/user after
+ * its three.  Without that, a crash after the 250 could take the new
+ * Maildir, and the message in it, away.
+ */
 static int ensure_maildir(const char *user)
 {
 	static const char *sub[] = { "", "/tmp", "/new", "/cur" };
 	char path[PATH_MAX];
-	int i;
+	int i, r, made_user = 0, made_sub = 0;
 
 	for (i = 0; i < 4; i++) {
 		snprintf(path, sizeof path, "%s/%s%s", cfg.mailroot, user, sub[i]);
-		if (make_dir(path) < 0)
+		if ((r = make_dir(path)) < 0)
 			return -1;
+		*(i == 0 ? &made_user : &made_sub) |= r;
 	}
+	snprintf(path, sizeof path, "%s/%s", cfg.mailroot, user);
+	if ((made_user && sync_dir(cfg.mailroot) < 0) || (made_sub && sync_dir(path) < 0))
+		return -1;
 	return 0;
 }
 
@@ -1406,9 +1847,11 @@ struct pending {
 	char tmp[PATH_MAX], dst[PATH_MAX], dir[PATH_MAX];
 };
 
-/* One copy into a Maildir's tmp/: Return-Path and Delivered-To (added at
- * final delivery, RFC 5321 4.4), our Received:, the message. */
-static int write_maildir_copy(const struct session *s, const struct delivery *d,
+/* One copy into a Maildir's tmp/: Return-Path (added at final delivery,
+ * RFC 5321 4.4), Delivered-To (no standard demands it: qmail's and
+ * Postfix's practice, described in RFC 9228 4), our Received:, the
+ * message. */
+static int write_maildir_copy(struct session *s, const struct delivery *d,
 			      const char *name, const struct buffer *received, struct pending *p)
 {
 	struct buffer head = { NULL, 0, 0 };
@@ -1431,27 +1874,39 @@ static int write_maildir_copy(const struct session *s, const struct delivery *d,
 	return r;
 }
 
-/* The queue entry (format in NOTES.md): envelope lines, an empty line,
- * then the message with our Received: on top. */
-static int write_queue_entry(const struct session *s, const char *id,
+/*
+ * The queue entry (format in NOTES.md, read by smtp_send's parse_entry):
+ * envelope lines, an empty line, then the message with our Received: on
+ * top.  An address goes in as "<" address ">" exactly as accepted, so it
+ * may itself hold '>', '<', '@', spaces (quoted local parts): a reader
+ * takes everything between the first '<' and the last '>' of the line.
+ * No address can hold a CR or LF (parse_local refuses them).
+ */
+static int queue_entry_head(const struct session *s, const char *id, struct buffer *head)
+{
+	long long now = (long long)time(NULL);
+	int i, r = 0;
+
+	r |= buffer_printf(head, "version 1\nid %s\nsender <%s>\narrival %lld\n"
+			   "attempts 0\nnext %lld\n", id, s->sender, now, now);
+	for (i = 0; i < s->dl.n; i++)
+		if (!s->dl.v[i].user[0])
+			r |= buffer_printf(head, "rcpt <%s>\n", s->dl.v[i].rcpt);
+	r |= buffer_add(head, "\n", 1);
+	return r;
+}
+
+static int write_queue_entry(struct session *s, const char *id,
 			     const struct buffer *received, struct pending *p)
 {
 	struct buffer head = { NULL, 0, 0 };
-	long long now = (long long)time(NULL);
-	int i, r = 0;
+	int r;
 
 	p->kind = "queued";
 	snprintf(p->tmp, sizeof p->tmp, "%s/tmp/%s", cfg.queuedir, id);
 	snprintf(p->dst, sizeof p->dst, "%s/entries/%s", cfg.queuedir, id);
 	snprintf(p->dir, sizeof p->dir, "%s/entries", cfg.queuedir);
-	r |= buffer_printf(&head, "version 1\nid %s\nsender <%s>\narrival %lld\n"
-			   "attempts 0\nnext %lld\n", id, s->sender, now, now);
-	for (i = 0; i < s->dl.n; i++)
-		if (!s->dl.v[i].user[0])
-			r |= buffer_printf(&head, "rcpt <%s>\n", s->dl.v[i].rcpt);
-	r |= buffer_add(&head, "\n", 1);
-	r |= buffer_add(&head, received->data, received->len);
-	if (r < 0) {
+	if (queue_entry_head(s, id, &head) < 0 || buffer_add(&head, received->data, received->len) < 0) {
 		free(head.data);
 		errno = ENOMEM;
 		return -1;
@@ -1492,8 +1947,9 @@ static int deliver(struct session *s, char *id, size_t idsize)
 	}
 	if (r == 0 && nremote > 0 && (r = write_queue_entry(s, id, &received, &pv[np])) == 0)
 		np++;
-	for (i = 0; r == 0 && i < np; i++, renamed++)
-		r = rename(pv[i].tmp, pv[i].dst);
+	for (i = 0; r == 0 && i < np; i++)
+		if ((r = rename(pv[i].tmp, pv[i].dst)) == 0)
+			renamed++;
 	for (i = 0; r == 0 && i < np; i++)
 		r = sync_dir(pv[i].dir);
 	if (r < 0) {                            /* undo: nothing half-delivered */
@@ -1509,11 +1965,35 @@ static int deliver(struct session *s, char *id, size_t idsize)
 	return r;
 }
 
+/* Out of memory or disk, while receiving or delivering: 452 4.3.1, try
+ * again later (RFC 3463: mail system full).  Any other error: 451. */
+static void storage_failure(struct session *s, int error)
+{
+	if (error == ENOSPC || error == EDQUOT || error == EFBIG || error == ENOMEM)
+		reply(s, 452, "4.3.1", "Insufficient system storage");
+	else
+		reply(s, 451, "4.3.0", "Local error in processing");
+}
+
+/* The 250 after DATA says what was done: "stored" when every copy went
+ * into a Maildir here, "queued" when every recipient is remote (the
+ * message waits in the queue for smtp_send -q to relay it), "stored and
+ * queued" when both. */
+static const char *what_happened(const struct session *s)
+{
+	int i, local = 0, remote = 0;
+
+	for (i = 0; i < s->dl.n; i++)
+		*(s->dl.v[i].user[0] ? &local : &remote) += 1;
+	return !remote ? "stored" : !local ? "queued" : "stored and queued";
+}
+
 /* RFC 5321 4.1.1.4 DATA: 354, the message, then one reply for all of it. */
 static void cmd_data(struct session *s, char *arg)
 {
+	struct message *m = &s->msg;
 	char id[128];
-	int bare, too_big, r;
+	int r;
 
 	if (*arg) {
 		reply_error(s, 501, "5.5.4", "Syntax: DATA");
@@ -1524,37 +2004,39 @@ static void cmd_data(struct session *s, char *arg)
 		return;
 	}
 	reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
-	r = read_data(s, &bare, &too_big);
+	r = read_data(s);
 	if (r == IN_TIMEOUT) {
 		reply(s, 421, "4.4.2", "%s Timeout during DATA, closing connection", cfg.hostname);
 		s->quit = 1;
 		return;
 	}
-	if (r <= 0) {                           /* client gone: nothing is kept */
+	if (r < 0) {                            /* client gone: nothing is kept */
 		log_event(s, "data-aborted reason=disconnect");
 		s->quit = 1;
 		return;
 	}
-	if (cfg.verbose)
-		log_message(s);
-	if (bare) {
+	if (!m->error && m->spill >= 0 && m->len > 0 && message_spill(m) < 0)
+		m->error = errno;               /* the tail of a spilled message */
+	if (m->bare) {
 		log_event(s, "rejected reason=bare-cr-or-lf");
 		reply(s, 550, "5.6.0", "Message has a bare CR or LF; lines must end in CRLF (RFC 5321 2.3.8)");
-	} else if (too_big) {
-		log_event(s, "rejected reason=too-big size=%lu", s->msg_size);
+	} else if (m->nul) {
+		log_event(s, "rejected reason=nul");
+		reply(s, 550, "5.6.0", "Message has a NUL byte; mail may not contain NUL (RFC 2045 2.8)");
+	} else if (m->too_big) {
+		log_event(s, "rejected reason=too-big size=%lu", m->size);
 		reply(s, 552, "5.3.4", "Message size exceeds fixed limit of %lu", cfg.maxsize);
-	} else if (count_hops(&s->msg) > HOPS_MAX) {
+	} else if (m->error) {
+		log_event(s, "receive-failed error=\"%s\"", strerror(m->error));
+		storage_failure(s, m->error);
+	} else if (m->hops > HOPS_MAX) {
 		log_event(s, "rejected reason=mail-loop");
 		reply(s, 554, "5.4.6", "Too many Received: headers, mail loop (RFC 5321 6.3)");
 	} else if (deliver(s, id, sizeof id) < 0) {
-		int full = (errno == ENOSPC || errno == EDQUOT || errno == EFBIG);
 		log_event(s, "delivery-failed error=\"%s\"", strerror(errno));
-		if (full)
-			reply(s, 452, "4.3.1", "Insufficient system storage");
-		else
-			reply(s, 451, "4.3.0", "Local error in processing");
+		storage_failure(s, errno);
 	} else {
-		reply(s, 250, "2.0.0", "Ok: queued as %s", id);
+		reply(s, 250, "2.0.0", "Ok: %s as %s", what_happened(s), id);
 	}
 	reset_transaction(s);
 }
@@ -1574,6 +2056,12 @@ static void dispatch(struct session *s, char *line)
 			break;
 	if (i == NCOMMANDS) {
 		reply_error(s, 500, "5.5.2", "Command unrecognized");
+		return;
+	}
+	if ((commands[i].allowed & JUNK) && ++s->junk > JUNK_MAX) {
+		reply(s, 421, "4.7.0", "%s Too many junk commands, closing connection", cfg.hostname);
+		log_event(s, "too-many-junk-commands count=%d", s->junk - 1);
+		s->quit = 1;
 		return;
 	}
 	if (!(commands[i].allowed & IN(s->state))) {
@@ -1599,21 +2087,28 @@ static int cidr_match(const struct cidr *c, int family, const unsigned char *add
 	return rest == 0 || ((c->addr[full] ^ addr[full]) & (0xff << (8 - rest))) == 0;
 }
 
-static void identify_peer(struct session *s, const struct sockaddr_storage *ss)
+/* A peer's address family and bytes; an IPv4 client on a dual-stack
+ * socket (::ffff:a.b.c.d) is IPv4. */
+static int peer_address(const struct sockaddr_storage *ss, const unsigned char **bytes)
 {
 	static const unsigned char mapped[12] = {0,0,0,0,0,0,0,0,0,0,0xff,0xff};
-	const unsigned char *bytes;
-	int family = ss->ss_family, i;
 
-	if (family == AF_INET6) {
-		bytes = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
-		if (memcmp(bytes, mapped, 12) == 0) {   /* IPv4 on a dual-stack socket */
-			bytes += 12;
-			family = AF_INET;
-		}
-	} else {
-		bytes = (const unsigned char *)&((const struct sockaddr_in *)ss)->sin_addr;
+	if (ss->ss_family == AF_INET6) {
+		*bytes = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
+		if (memcmp(*bytes, mapped, 12) != 0)
+			return AF_INET6;
+		*bytes += 12;
+		return AF_INET;
 	}
+	*bytes = (const unsigned char *)&((const struct sockaddr_in *)ss)->sin_addr;
+	return AF_INET;
+}
+
+static void identify_peer(struct session *s, const struct sockaddr_storage *ss)
+{
+	const unsigned char *bytes;
+	int family = peer_address(ss, &bytes), i;
+
 	inet_ntop(family, bytes, s->peer, sizeof s->peer);
 	s->peer_v6 = (family == AF_INET6);
 	for (i = 0; i < cfg.nrelay && !s->relay_ok; i++)
@@ -1640,10 +2135,11 @@ static void session(int fd, const struct sockaddr_storage *peer)
 	struct timeval tv;
 	int n;
 
-	if (!s || !(s->dl.v = calloc(DELIVERY_MAX, sizeof *s->dl.v))) {
+	if (!s) {
 		fprintf(stderr, "smtpd: out of memory\n");
 		return;
 	}
+	s->msg.spill = -1;
 	s->fd = fd;
 	snprintf(s->id, sizeof s->id, "%lx.%ld", (unsigned long)time(NULL), (long)getpid());
 	if (getsockname(fd, (struct sockaddr *)&s->local_sa, &len) < 0)
@@ -1667,12 +2163,21 @@ static void session(int fd, const struct sockaddr_storage *peer)
 			log_event(s, "client-gone state=%d", (int)s->state);
 			break;
 		}
+		if (n == IN_STOP) {             /* SIGTERM: RFC 5321 3.8 allows 421 */
+			reply(s, 421, "4.3.2", "%s Service shutting down, closing connection", cfg.hostname);
+			log_event(s, "shutdown");
+			break;
+		}
 		if (n == IN_TOO_LONG) {         /* RFC 5321 4.5.3.1.4 */
 			reply_error(s, 500, "5.5.2", "Line too long (limit %d octets with CRLF)", CMD_LINE_MAX);
 			continue;
 		}
 		if (cfg.verbose)
-			log_event(s, "C: %s", line);
+			log_client(s, line, (size_t)n);
+		if (n == 0) {                   /* not the end: RFC 5321 3.8, RFC 2920 3.2 */
+			reply_error(s, 500, "5.5.2", "Syntax error, empty command");
+			continue;
+		}
 		if (!is_7bit_command(line, (size_t)n)) {
 			reply_error(s, 500, "5.5.2", "Commands are 7-bit ASCII without NUL bytes");
 			continue;
@@ -1682,8 +2187,10 @@ static void session(int fd, const struct sockaddr_storage *peer)
 	flush_out(s);
 	close(fd);
 	log_event(s, "disconnect");
-	free(s->msg.data);
+	message_reset(&s->msg);
+	free(s->msg.mem);
 	free(s->dl.v);
+	free_mailbox_index(&s->mbx);
 	free(s);
 }
 
@@ -1692,8 +2199,8 @@ static void session(int fd, const struct sockaddr_storage *peer)
 static void usage(void)
 {
 	fprintf(stderr, "usage: smtpd [-a addr] [-p port] [-m maildir-root] [-d domain]... [-n hostname] [-A]\n"
-		"             [-q queue-dir] [-r cidr]... [-s max-bytes] [-c max-sessions] [-t seconds]\n"
-		"             [-x aliases-file] [-V] [-v]\n");
+		"             [-q queue-dir] [-r cidr]... [-s max-bytes] [-c max-sessions]\n"
+		"             [-C max-per-client] [-t seconds] [-x aliases-file] [-V] [-v]\n");
 	exit(2);
 }
 
@@ -1785,9 +2292,15 @@ static int load_aliases(const char *path)
 		last = &cfg.aliases[cfg.naliases];
 		last->name = strdup(line);
 		last->members = strdup(colon + 1);
+		cfg.naliases++;         /* counted now: freed with the table on failure */
 		if (!last->name || !last->members)
 			goto fail;
-		cfg.naliases++;
+	}
+	if (ferror(f)) {                /* e.g. a directory: EISDIR */
+		fprintf(stderr, "smtpd: %s: %s\n", path, strerror(errno));
+		free(line);
+		fclose(f);
+		return -1;
 	}
 	free(line);
 	fclose(f);
@@ -1802,14 +2315,20 @@ fail:
 	return -1;
 }
 
-static void free_aliases(void)
+static void free_alias_table(struct alias *v, size_t n)
 {
 	size_t i;
-	for (i = 0; i < cfg.naliases; i++) {
-		free(cfg.aliases[i].name);
-		free(cfg.aliases[i].members);
+
+	for (i = 0; i < n; i++) {
+		free(v[i].name);
+		free(v[i].members);
 	}
-	free(cfg.aliases);
+	free(v);
+}
+
+static void free_aliases(void)
+{
+	free_alias_table(cfg.aliases, cfg.naliases);
 	cfg.aliases = NULL;
 	cfg.naliases = 0;
 }
@@ -1829,7 +2348,7 @@ static int make_path(const char *path)
 				return -1;
 			*p = '/';
 		}
-	return make_dir(buf);
+	return make_dir(buf) < 0 ? -1 : 0;
 }
 
 /* maildir(5): '/' and ':' may not appear in the host part of a name. */
@@ -1858,7 +2377,7 @@ static void parse_options(int argc, char **argv)
 	cfg.maxsize = 10UL * 1024 * 1024;
 	cfg.maxsessions = 20;
 	cfg.timeout = 300;
-	while ((c = getopt(argc, argv, "a:p:m:d:n:Aq:r:s:c:t:x:Vv")) != -1) {
+	while ((c = getopt(argc, argv, "a:p:m:d:n:Aq:r:s:c:C:t:x:Vv")) != -1) {
 		switch (c) {
 		case 'a': cfg.listen_addr = optarg; break;
 		case 'p': number_option(optarg, 0, 65535); cfg.port = optarg; break;
@@ -1880,6 +2399,7 @@ static void parse_options(int argc, char **argv)
 			break;
 		case 's': cfg.maxsize = (unsigned long)number_option(optarg, 1, LONG_MAX); break;
 		case 'c': cfg.maxsessions = (int)number_option(optarg, 1, 100000); break;
+		case 'C': cfg.maxperclient = (int)number_option(optarg, 1, 100000); break;
 		case 't': cfg.timeout = (int)number_option(optarg, 1, 86400); break;
 		case 'x': cfg.aliases_file = optarg; break;
 		case 'V': cfg.vrfy = 1; break;
@@ -1936,23 +2456,16 @@ static int listen_socket(void)
 
 /* ---- The accept loop --------------------------------------------------------- */
 
-/*
- * Signals only write a byte into a pipe (the "self-pipe trick"); the loop
- * poll()s the pipe and the listening socket together.  Checking a flag
- * and then calling accept() would leave a window where a SIGTERM arrives
- * just before accept() blocks, and is never seen.
- */
-static volatile sig_atomic_t stopping;
-static int wake_pipe[2] = { -1, -1 };
-
 static void on_signal(int sig)
 {
 	int saved = errno;
 
 	if (sig == SIGTERM || sig == SIGINT)
 		stopping = 1;
+	if (sig == SIGHUP)
+		reloading = 1;
 	if (write(wake_pipe[1], "x", 1) < 0) {
-		/* the pipe is full: the loop will wake anyway */
+		/* the pipe is full (or not made yet): the waiter wakes anyway */
 	}
 	errno = saved;
 }
@@ -1967,6 +2480,20 @@ static void set_signal(int sig, void (*handler)(int))
 	sigaction(sig, &sa, NULL);
 }
 
+/* A pipe that does not block and is not inherited by exec. */
+static int make_wake_pipe(void)
+{
+	int i;
+
+	if (pipe(wake_pipe) < 0)
+		return -1;
+	for (i = 0; i < 2; i++) {
+		fcntl(wake_pipe[i], F_SETFL, O_NONBLOCK);
+		fcntl(wake_pipe[i], F_SETFD, FD_CLOEXEC);
+	}
+	return 0;
+}
+
 /* Say no in one line and hang up (no fork needed). */
 static void refuse(int fd, const char *text)
 {
@@ -1975,12 +2502,34 @@ static void refuse(int fd, const char *text)
 	close(fd);
 }
 
-static void reap_children(int *nchildren)
-{
-	int status;
+/* The parent's table of its sessions: which process serves which client
+ * address (for -C, and to pass a SIGTERM on).  An entry is freed when its
+ * process is reaped. */
+struct child { pid_t pid; int family; unsigned char addr[16]; };
+struct children { struct child *v; int n; };
 
-	while (waitpid(-1, &status, WNOHANG) > 0)
-		(*nchildren)--;
+static void reap_children(struct children *k)
+{
+	pid_t pid;
+	int i, status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		for (i = 0; i < k->n; i++)
+			if (k->v[i].pid == pid) {
+				k->v[i] = k->v[--k->n];
+				break;
+			}
+}
+
+/* -C: sessions from this client address now. */
+static int sessions_from(const struct children *k, int family, const unsigned char *addr)
+{
+	int i, n = 0;
+
+	for (i = 0; i < k->n; i++)
+		n += k->v[i].family == family &&
+		     memcmp(k->v[i].addr, addr, family == AF_INET ? 4 : 16) == 0;
+	return n;
 }
 
 /* A descriptor kept in reserve: when accept() fails with EMFILE we free
@@ -1988,58 +2537,145 @@ static void reap_children(int *nchildren)
  * connection does not sit in the backlog waking poll() forever. */
 static int spare_fd = -1;
 
-static void accept_client(int lfd, int *nchildren)
+static void accept_failed(int lfd)
 {
-	struct sockaddr_storage peer;
-	socklen_t len = sizeof peer;
-	char text[400];
-	int fd = accept(lfd, (struct sockaddr *)&peer, &len);
-	pid_t pid;
+	int fd;
 
-	if (fd < 0) {
-		if (errno == EMFILE || errno == ENFILE) {
-			log_event(NULL, "accept error=\"%s\" action=421", strerror(errno));
-			close(spare_fd);
-			if ((fd = accept(lfd, NULL, NULL)) >= 0)
-				refuse(fd, "421 4.3.2 Out of file descriptors, try again later\r\n");
-			spare_fd = open("/dev/null", O_RDONLY);
-		} else if (errno != EINTR && errno != ECONNABORTED && errno != EAGAIN) {
-			log_event(NULL, "accept error=\"%s\"", strerror(errno));
-		}
-		return;
+	if (errno == EMFILE || errno == ENFILE) {
+		log_event(NULL, "accept error=\"%s\" action=421", strerror(errno));
+		close(spare_fd);
+		if ((fd = accept(lfd, NULL, NULL)) >= 0)
+			refuse(fd, "421 4.3.2 Out of file descriptors, try again later\r\n");
+		spare_fd = open("/dev/null", O_RDONLY);
+	} else if (errno != EINTR && errno != ECONNABORTED && errno != EAGAIN) {
+		log_event(NULL, "accept error=\"%s\"", strerror(errno));
 	}
-	if (*nchildren >= cfg.maxsessions) {
+}
+
+/* Is there room for one more session, in all and from this client? */
+static int session_allowed(int fd, const struct children *k, int family, const unsigned char *addr)
+{
+	char text[400], who[INET6_ADDRSTRLEN];
+
+	if (k->n >= cfg.maxsessions) {
 		log_event(NULL, "refused reason=session-limit limit=%d", cfg.maxsessions);
 		snprintf(text, sizeof text, "421 4.3.2 %s Too many sessions, try again later\r\n", cfg.hostname);
 		refuse(fd, text);
+		return 0;
+	}
+	if (cfg.maxperclient > 0 && sessions_from(k, family, addr) >= cfg.maxperclient) {
+		inet_ntop(family, addr, who, sizeof who);
+		log_event(NULL, "refused reason=client-limit client=%s limit=%d", who, cfg.maxperclient);
+		snprintf(text, sizeof text, "421 4.7.0 %s Too many connections from your address\r\n", cfg.hostname);
+		refuse(fd, text);
+		return 0;
+	}
+	return 1;
+}
+
+/* The child's side of fork(): drop what belongs to the parent, make its
+ * own wake pipe (SIGTERM from the parent ends an idle session), serve. */
+static void run_session(int lfd, int fd, const struct sockaddr_storage *peer, struct children *k)
+{
+	free(k->v);
+	k->v = NULL;
+	close(lfd);
+	close(spare_fd);
+	close(wake_pipe[0]);
+	close(wake_pipe[1]);
+	if (make_wake_pipe() < 0)               /* then only -t ends an idle session */
+		wake_pipe[0] = wake_pipe[1] = -1;
+	set_signal(SIGCHLD, SIG_DFL);
+	set_signal(SIGHUP, SIG_IGN);            /* the parent reloads; a session keeps its table */
+	session(fd, peer);
+	exit(0);
+}
+
+static void accept_client(int lfd, struct children *k)
+{
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof peer;
+	const unsigned char *addr;
+	char text[400];
+	int fd = accept(lfd, (struct sockaddr *)&peer, &len), family;
+	pid_t pid;
+
+	if (fd < 0) {
+		accept_failed(lfd);
 		return;
 	}
+	family = peer_address(&peer, &addr);
+	if (!session_allowed(fd, k, family, addr))
+		return;
 	if ((pid = fork()) < 0) {
 		log_event(NULL, "fork error=\"%s\" action=421", strerror(errno));
 		snprintf(text, sizeof text, "421 4.3.0 %s Cannot start a session, try again later\r\n", cfg.hostname);
 		refuse(fd, text);
 		return;
 	}
-	if (pid == 0) {                 /* the child: one session, then exit */
-		close(lfd);
-		close(wake_pipe[0]);
-		close(wake_pipe[1]);
-		close(spare_fd);
-		set_signal(SIGCHLD, SIG_DFL);
-		set_signal(SIGTERM, SIG_IGN);   /* a stopping server lets sessions finish */
-		set_signal(SIGINT, SIG_IGN);
-		session(fd, &peer);
-		exit(0);
-	}
-	(*nchildren)++;
+	if (pid == 0)
+		run_session(lfd, fd, &peer, k);
+	k->v[k->n].pid = pid;
+	k->v[k->n].family = family;
+	memcpy(k->v[k->n].addr, addr, family == AF_INET ? 4 : 16);
+	k->n++;
 	close(fd);
+}
+
+/* SIGHUP: read the aliases file again.  New sessions get the new table;
+ * running ones keep the copy they were forked with.  A file that cannot
+ * be read leaves the old table in force (load_aliases logged why). */
+static void reload_aliases(void)
+{
+	struct alias *old = cfg.aliases;
+	size_t nold = cfg.naliases;
+
+	if (!cfg.aliases_file) {
+		log_event(NULL, "aliases-reload skipped=no-aliases-file");
+		return;
+	}
+	cfg.aliases = NULL;
+	cfg.naliases = 0;
+	if (load_aliases(cfg.aliases_file) < 0) {
+		free_alias_table(cfg.aliases, cfg.naliases);
+		cfg.aliases = old;
+		cfg.naliases = nold;
+		log_event(NULL, "aliases-reload-failed file=%s kept=%lu", cfg.aliases_file, (unsigned long)nold);
+		return;
+	}
+	free_alias_table(old, nold);
+	log_event(NULL, "aliases-reloaded file=%s aliases=%lu", cfg.aliases_file, (unsigned long)cfg.naliases);
+}
+
+/* SIGTERM/SIGINT: stop accepting, pass the stop on to every session (an
+ * idle one answers 421 and closes, one in a transaction finishes it
+ * first), then reap them all. */
+static void stop_sessions(int lfd, struct children *k)
+{
+	int i;
+
+	close(lfd);
+	log_event(NULL, "stopping sessions=%d", k->n);
+	for (i = 0; i < k->n; i++)
+		kill(k->v[i].pid, SIGTERM);
+	while (k->n > 0) {
+		pid_t pid = waitpid(-1, NULL, 0);
+		if (pid < 0 && errno != EINTR)
+			break;
+		for (i = 0; pid > 0 && i < k->n; i++)
+			if (k->v[i].pid == pid) {
+				k->v[i] = k->v[--k->n];
+				break;
+			}
+	}
 }
 
 int main(int argc, char **argv)
 {
+	struct children kids = { NULL, 0 };
 	struct pollfd pfd[2];
 	char path[PATH_MAX], drain[64];
-	int lfd, nchildren = 0, i;
+	int lfd;
 
 	parse_options(argc, argv);
 	snprintf(path, sizeof path, "%s/tmp", cfg.queuedir);
@@ -2050,13 +2686,10 @@ int main(int argc, char **argv)
 	}
 	if (cfg.aliases_file && load_aliases(cfg.aliases_file) < 0)
 		return 1;
-	if (pipe(wake_pipe) < 0 || (spare_fd = open("/dev/null", O_RDONLY)) < 0) {
+	if (make_wake_pipe() < 0 || (spare_fd = open("/dev/null", O_RDONLY)) < 0 ||
+	    !(kids.v = calloc((size_t)cfg.maxsessions, sizeof *kids.v))) {
 		fprintf(stderr, "smtpd: %s\n", strerror(errno));
 		return 1;
-	}
-	for (i = 0; i < 2; i++) {
-		fcntl(wake_pipe[i], F_SETFL, O_NONBLOCK);
-		fcntl(wake_pipe[i], F_SETFD, FD_CLOEXEC);
 	}
 	set_signal(SIGPIPE, SIG_IGN);   /* a vanished client is a write error, not death */
 #ifdef SIGXFSZ
@@ -2065,6 +2698,7 @@ int main(int argc, char **argv)
 	set_signal(SIGCHLD, on_signal);
 	set_signal(SIGTERM, on_signal);
 	set_signal(SIGINT, on_signal);
+	set_signal(SIGHUP, on_signal);
 	if ((lfd = listen_socket()) < 0)
 		return 1;
 
@@ -2072,7 +2706,11 @@ int main(int argc, char **argv)
 	pfd[1].fd = wake_pipe[0];
 	pfd[0].events = pfd[1].events = POLLIN;
 	while (!stopping) {
-		reap_children(&nchildren);
+		reap_children(&kids);
+		if (reloading) {
+			reloading = 0;
+			reload_aliases();
+		}
 		if (poll(pfd, 2, -1) < 0) {
 			if (errno != EINTR)
 				log_event(NULL, "poll error=\"%s\"", strerror(errno));
@@ -2082,17 +2720,10 @@ int main(int argc, char **argv)
 			while (read(wake_pipe[0], drain, sizeof drain) > 0)
 				;
 		if (!stopping && (pfd[0].revents & POLLIN))
-			accept_client(lfd, &nchildren);
+			accept_client(lfd, &kids);
 	}
-	/* SIGTERM/SIGINT: stop accepting, let the sessions finish, reap all. */
-	close(lfd);
-	log_event(NULL, "stopping sessions=%d", nchildren);
-	while (nchildren > 0) {
-		if (waitpid(-1, NULL, 0) > 0)
-			nchildren--;
-		else if (errno != EINTR)
-			break;
-	}
+	stop_sessions(lfd, &kids);
+	free(kids.v);
 	free_aliases();
 	log_event(NULL, "stopped");
 	return 0;

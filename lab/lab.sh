@@ -267,9 +267,10 @@ demo() {
 	say ""
 
 	say "Step 5. mail.example.org's queue runner relays the message, server to" \
-	    "        server.  The best MX does not answer, so the backup gets it:"
+	    "        server.  The best MX does not answer, so the backup gets it" \
+	    "        (each line of the run starts with the entry's id, left out here):"
 	"$TOP/smtp_send" -v -q "$RUN/mail/queue" -R "$dns" -P "$port" -H mail.example.org 2>&1 |
-		tee "$RUN/client/2-queue.log" | sed 's/^smtp_send: //' | show
+		tee "$RUN/client/2-queue.log" | sed -e "s/^smtp_send: ${entry:-none}: //" -e 's/^smtp_send: //' | show
 	say ""
 
 	file=$(ls "$RUN"/mx2/mail/bob/new/* 2>/dev/null | head -n 1)

@@ -229,11 +229,13 @@ FNR == 1 { fi++; isclient = (fi <= nclient); host = FILENAME; sub(/\/log$/, "", 
 
 isclient {
 	t = $0; sub(/^smtp_send: /, "", t)
+	sub(/^[0-9]+[.]M[0-9]+P[0-9]+Q[0-9]+: /, "", t)    # in a queue run: the entry id
 	n = ++cn[fi]; ce[fi, n] = t
 	if (cf_actor[fi] == "" && t ~ /^C: (EHLO|HELO) /) { m = t; sub(/^C: [A-Za-z]+ /, "", m); cf_actor[fi] = colof_name(m) }
 	if (t ~ /^queue: /) sawqueue[fi] = 1
 	if (t ~ /^connected to /) { ns = ++cs_n[fi]; cs_first[fi, ns] = n; cs_key[fi, ns] = "" }
-	if (t ~ /^C: / && cs_n[fi] > 0) { ns = cs_n[fi]; cs_key[fi, ns] = cs_key[fi, ns] "\n" t; cs_last[fi, ns] = n }
+	# smtpd -v logs a TAB in a C: line as \t (it escapes control bytes): compare alike
+	if (t ~ /^C: / && cs_n[fi] > 0) { ns = cs_n[fi]; k = t; gsub(/\t/, "\\t", k); cs_key[fi, ns] = cs_key[fi, ns] "\n" k; cs_last[fi, ns] = n }
 	if (t ~ /^S: / && cs_n[fi] > 0) cs_last[fi, cs_n[fi]] = n
 	next
 }

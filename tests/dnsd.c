@@ -27,6 +27,9 @@
  *   side.org    WRONGPORT    the right answer, but sent from another port
  *   other.org   WRONGQUESTION  an empty answer to a question with another
  *               name (its first letter changed): not an answer to ours
+ *   nil.org     TCPEMPTY     over UDP only the TC bit; over TCP a length of 0
+ * Names may hold "\DDD" (a byte in decimal) and "\." as in zone files,
+ * to serve names with odd bytes: bad\001name.example.org.
  * A name not in the file gets NXDOMAIN; a known name without records of
  * the asked type gets an empty answer (NODATA).
  */
@@ -37,6 +40,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -47,7 +51,8 @@
 #include <unistd.h>
 
 enum { T_A = 1, T_CNAME = 5, T_MX = 15, T_AAAA = 28 };
-enum { B_NONE, B_SERVFAIL, B_TRUNCATE, B_MALFORMED, B_DROP, B_WRONGID, B_WRONGPORT, B_WRONGQUESTION };
+enum { B_NONE, B_SERVFAIL, B_TRUNCATE, B_MALFORMED, B_DROP, B_WRONGID, B_WRONGPORT, B_WRONGQUESTION,
+       B_TCPEMPTY };
 
 static int from_other_port;     /* set by answer() for B_WRONGPORT */
 
@@ -95,6 +100,7 @@ static int load_zone(const char *path)
 		else if (!strcasecmp(type, "WRONGID")) r->behaviour = B_WRONGID;
 		else if (!strcasecmp(type, "WRONGPORT")) r->behaviour = B_WRONGPORT;
 		else if (!strcasecmp(type, "WRONGQUESTION")) r->behaviour = B_WRONGQUESTION;
+		else if (!strcasecmp(type, "TCPEMPTY")) r->behaviour = B_TCPEMPTY;
 		else if (!strcasecmp(type, "MALFORMED") && n >= 3) {
 			r->behaviour = B_MALFORMED;
 			snprintf(r->how, sizeof r->how, "%.31s", a);
@@ -108,14 +114,25 @@ static int load_zone(const char *path)
 	return 0;
 }
 
+/* A name as labels; "\DDD" (a decimal byte) and "\X" (X itself, "\." a
+ * dot inside a label) as in zone files, RFC 1035 5.1: for odd names. */
 static size_t put_name(unsigned char *m, size_t off, const char *name)
 {
 	while (*name) {
-		size_t len = strcspn(name, ".");
-		m[off++] = (unsigned char)len;
-		memcpy(m + off, name, len);
-		off += len;
-		name += len;
+		size_t len_at = off++, n = 0;
+		while (*name && *name != '.' && n < 63) {
+			if (name[0] == '\\' && isdigit((unsigned char)name[1]) && isdigit((unsigned char)name[2]) &&
+			    isdigit((unsigned char)name[3])) {
+				m[off++] = (unsigned char)atoi((char[]){ name[1], name[2], name[3], 0 });
+				name += 4;
+			} else {
+				if (name[0] == '\\' && name[1])
+					name++;
+				m[off++] = (unsigned char)*name++;
+			}
+			n++;
+		}
+		m[len_at] = (unsigned char)n;
 		if (*name == '.')
 			name++;
 	}
@@ -179,8 +196,12 @@ static size_t answer(const unsigned char *q, size_t qlen, unsigned char *m, int 
 		m[0] ^= 0x5a;
 	} else if (behaviour == B_SERVFAIL) {
 		m[3] |= 2;
-	} else if ((behaviour == B_TRUNCATE || (behaviour == B_MALFORMED && !strcmp(how, "ptrend"))) && !tcp) {
+	} else if ((behaviour == B_TRUNCATE || behaviour == B_TCPEMPTY ||
+		    (behaviour == B_MALFORMED && !strcmp(how, "ptrend"))) && !tcp) {
 		m[2] |= 0x02;                           /* TC: ask again over TCP */
+	} else if (behaviour == B_TCPEMPTY) {
+		fprintf(stderr, "dnsd: query %s %u tcp from %s -> an empty answer\n", name, type, peer);
+		return (size_t)-1;                      /* serve_tcp: length 0 */
 	} else if (behaviour == B_MALFORMED && !strcmp(how, "ptrend")) {
 		m[off++] = 0xC0;                        /* owner name: half a pointer, then the end */
 		m[7] = 1;
@@ -276,6 +297,8 @@ static void serve_tcp(int lfd)
 			want = 2 + ((size_t)q[0] << 8 | q[1]);
 	}
 	if (have == want && want > 2 && (n = answer(q + 2, want - 2, m + 2, 1, peer)) > 0) {
+		if (n == (size_t)-1)
+			n = 0;                          /* TCPEMPTY: a length of 0 */
 		put16(m, 0, (unsigned)n);
 		if (write(fd, m, n + 2) < 0)
 			perror("dnsd: write");

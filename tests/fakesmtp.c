@@ -1,23 +1,38 @@
 /*
  * fakesmtp.c - a misbehaving SMTP server for the tests (not part of the MTA)
  *
- *   fakesmtp [-a addr] [-p port] mode
+ *   fakesmtp [-a addr] [-p port] [-n name] [-e name] [-o file] mode
  *
- * Serves connections one after another, each the same way:
+ * Serves connections one after another, each the same way.  Modes that
+ * say little or nothing:
  *   greet421   "421 busy" instead of the greeting, then close
  *   greet554   "554 no service" instead of the greeting, then close
  *   stall      accept, then say nothing (a tarpit)
  *   endless    a multi-line greeting that never ends
  *   longline   a greeting line of 10 MB without CRLF
  *   garbage    a greeting that is not SMTP
- *   rcpt451    a normal server that answers every RCPT with 451
- *   heloonly   an old server: EHLO gets 502, HELO works, mail is accepted
- * -p 0 takes a free port; "fakesmtp: listening addr=... port=N" on stderr.
+ * Modes that hold a dialogue (EHLO offers PIPELINING, SIZE and 8BITMIME
+ * unless the mode says otherwise; everything else is accepted):
+ *   plain      a well-behaved server
+ *   rcpt451    every RCPT gets 451 (and DATA 554)
+ *   heloonly   an old server: EHLO gets 502, HELO works, no extensions
+ *   no8bit     EHLO offers only PIPELINING and SIZE
+ *   bareehlo   the EHLO reply ends in a bare "250" line
+ *   bigehlo    an EHLO reply of six lines, 8 KiB: four of 2 KiB, SIZE, 8BITMIME
+ *   data250    DATA is answered 250 instead of 354 (out of step)
+ *   rcpt421    the second RCPT of a transaction gets 421, yet the server
+ *              goes on as if nothing happened
+ *   limit5     at most 5 RCPTs per transaction: 452 4.5.3 for the others
+ *   rcptlong   every RCPT gets a 550 reply of 1,020 octets
+ * -n names the server in the greeting [fake.test], -e in the EHLO reply
+ * [the -n name].  -o appends every byte received to a file.  -p 0 takes a
+ * free port; "fakesmtp: listening addr=... port=N" on stderr.
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
 #include <sys/socket.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
@@ -30,73 +45,160 @@
 #define LINE10 "xxxxxxxxxx"
 #define LINE100 LINE10 LINE10 LINE10 LINE10 LINE10 LINE10 LINE10 LINE10 LINE10 LINE10
 
+static const char *greet_name = "fake.test", *ehlo_name, *mode;
+static int capture = -1;
+
 static int put(int fd, const char *s)
 {
 	return write(fd, s, strlen(s)) == (ssize_t)strlen(s) ? 0 : -1;
 }
 
-/* A minimal SMTP dialogue for rcpt451 and heloonly: read lines, answer each. */
-static void dialogue(int fd, int rcpt451)
+static int is(const char *m)
 {
-	char buf[4096];
-	size_t have = 0;
-	int in_data = 0;
+	return strcmp(mode, m) == 0;
+}
 
-	put(fd, "220 fake ESMTP\r\n");
+/* A reply line of n octets before its CRLF: text, then padding. */
+static void put_long_line(int fd, const char *text, size_t n)
+{
+	char line[4096];
+
+	snprintf(line, sizeof line, "%s", text);
+	memset(line + strlen(text), 'K', n - strlen(text));
+	memcpy(line + n, "\r\n", 3);
+	put(fd, line);
+}
+
+/* The reply to EHLO: the extensions this mode offers. */
+static void ehlo(int fd)
+{
+	char first[300];
+
+	if (is("heloonly")) {
+		put(fd, "502 5.5.1 what is EHLO?\r\n");
+		return;
+	}
+	snprintf(first, sizeof first, "250-%s Hello ", ehlo_name);
+	if (is("bigehlo")) {
+		/* 2047 + 2047 + 2047 + 2044 octets, joined by 3 newlines: the
+		 * fifth line starts at 8188, 4 octets before 8 KiB; a sixth */
+		put_long_line(fd, first, 2047);
+		put_long_line(fd, "250-", 2047);
+		put_long_line(fd, "250-", 2047);
+		put_long_line(fd, "250-", 2044);
+		put(fd, "250-SIZE 10240000\r\n250 8BITMIME\r\n");
+		return;
+	}
+	first[strlen(first) - 1] = '\0';
+	put(fd, first);
+	put(fd, "\r\n");
+	if (is("bareehlo"))
+		put(fd, "250-PIPELINING\r\n250\r\n");
+	else if (is("no8bit"))
+		put(fd, "250-PIPELINING\r\n250 SIZE 10240000\r\n");
+	else
+		put(fd, "250-PIPELINING\r\n250-SIZE 10240000\r\n250 8BITMIME\r\n");
+}
+
+/* One command line; returns 1 when the session ends. */
+static int command(int fd, const char *cmd, int *rcpts, int *in_data)
+{
+	char reply[1100];
+
+	if (!strncasecmp(cmd, "EHLO", 4)) {
+		ehlo(fd);
+	} else if (!strncasecmp(cmd, "MAIL", 4)) {
+		*rcpts = 0;
+		put(fd, "250 ok\r\n");
+	} else if (!strncasecmp(cmd, "RCPT", 4)) {
+		++*rcpts;
+		if (is("rcpt451"))
+			put(fd, "451 4.3.0 try again later\r\n");
+		else if (is("rcpt421") && *rcpts == 2)
+			put(fd, "421 4.3.2 fake.test closing the connection\r\n");
+		else if (is("limit5") && *rcpts > 5)
+			put(fd, "452 4.5.3 Error: too many recipients\r\n");
+		else if (is("rcptlong")) {
+			snprintf(reply, sizeof reply, "550 5.1.1 %.1010s\r\n",
+				 LINE100 LINE100 LINE100 LINE100 LINE100 LINE100 LINE100 LINE100 LINE100 LINE100 LINE100);
+			put(fd, reply);
+		} else
+			put(fd, "250 ok\r\n");
+	} else if (!strncasecmp(cmd, "DATA", 4)) {
+		if (is("rcpt451")) {
+			put(fd, "554 5.5.1 no valid recipients\r\n");
+		} else if (is("data250")) {
+			put(fd, "250 2.0.0 ok, but no 354\r\n");
+		} else {
+			put(fd, "354 go ahead\r\n");
+			*in_data = 1;
+		}
+	} else if (!strncasecmp(cmd, "QUIT", 4)) {
+		put(fd, "221 2.0.0 bye\r\n");
+		return 1;
+	} else {
+		put(fd, "250 ok\r\n");
+	}
+	return 0;
+}
+
+/* A minimal SMTP dialogue: read lines, answer each. */
+static void dialogue(int fd)
+{
+	char buf[8192], greeting[300];
+	size_t have = 0;
+	int in_data = 0, rcpts = 0;
+
+	snprintf(greeting, sizeof greeting, "220 %s ESMTP fake\r\n", greet_name);
+	put(fd, greeting);
 	for (;;) {
 		struct pollfd p = { fd, POLLIN, 0 };
 		char *nl;
 		ssize_t r;
 		if (poll(&p, 1, 10000) <= 0 || (r = read(fd, buf + have, sizeof buf - 1 - have)) <= 0)
 			return;
+		if (capture >= 0 && write(capture, buf + have, (size_t)r) != r)
+			perror("fakesmtp: capture");
 		have += (size_t)r;
 		buf[have] = '\0';
-		while ((nl = strchr(buf, '\n'))) {
+		while ((nl = memchr(buf, '\n', have))) {
 			*nl = '\0';
 			if (in_data) {
 				if (!strcmp(buf, ".\r") || !strcmp(buf, ".")) {
 					in_data = 0;
 					put(fd, "250 ok\r\n");
 				}
-			} else if (!strncasecmp(buf, "EHLO", 4)) {
-				put(fd, rcpt451 ? "250-fake\r\n250 PIPELINING\r\n" : "502 5.5.1 what is EHLO?\r\n");
-			} else if (!strncasecmp(buf, "RCPT", 4) && rcpt451) {
-				put(fd, "451 4.3.0 try again later\r\n");
-			} else if (!strncasecmp(buf, "DATA", 4)) {
-				put(fd, rcpt451 ? "554 5.5.1 no valid recipients\r\n" : "354 go ahead\r\n");
-				in_data = !rcpt451;
-			} else if (!strncasecmp(buf, "QUIT", 4)) {
-				put(fd, "221 bye\r\n");
+			} else if (command(fd, buf, &rcpts, &in_data)) {
 				return;
-			} else {
-				put(fd, "250 ok\r\n");
 			}
 			have -= (size_t)(nl + 1 - buf);
 			memmove(buf, nl + 1, have + 1);
 		}
+		if (have == sizeof buf - 1)     /* a line too long for us: drop it */
+			have = 0;
 	}
 }
 
-static void serve(int fd, const char *mode)
+static void serve(int fd)
 {
 	int i;
 
-	if (!strcmp(mode, "greet421"))
+	if (is("greet421"))
 		put(fd, "421 4.3.2 fake is busy\r\n");
-	else if (!strcmp(mode, "greet554"))
+	else if (is("greet554"))
 		put(fd, "554 5.3.2 fake takes no mail\r\n");
-	else if (!strcmp(mode, "stall"))
+	else if (is("stall"))
 		poll(NULL, 0, 20000);
-	else if (!strcmp(mode, "endless"))
+	else if (is("endless"))
 		for (i = 0; i < 2000000 && put(fd, "220-and more\r\n") == 0; i++)
 			;
-	else if (!strcmp(mode, "longline"))
+	else if (is("longline"))
 		for (i = 0, put(fd, "220 "); i < 100000 && put(fd, LINE100) == 0; i++)
 			;
-	else if (!strcmp(mode, "garbage"))
+	else if (is("garbage"))
 		put(fd, "HTTP/1.1 400 Bad Request\r\n\r\n");
-	else if (!strcmp(mode, "rcpt451") || !strcmp(mode, "heloonly"))
-		dialogue(fd, !strcmp(mode, "rcpt451"));
+	else
+		dialogue(fd);
 }
 
 int main(int argc, char **argv)
@@ -108,13 +210,23 @@ int main(int argc, char **argv)
 	char bound[16];
 	int c, lfd, one = 1;
 
-	while ((c = getopt(argc, argv, "a:p:")) != -1) {
+	while ((c = getopt(argc, argv, "a:p:n:e:o:")) != -1) {
 		if (c == 'a') addr = optarg;
 		else if (c == 'p') port = optarg;
-		else return 2;
+		else if (c == 'n') greet_name = optarg;
+		else if (c == 'e') ehlo_name = optarg;
+		else if (c == 'o') {
+			if ((capture = open(optarg, O_WRONLY | O_CREAT | O_APPEND, 0644)) < 0) {
+				perror(optarg);
+				return 1;
+			}
+		} else return 2;
 	}
 	if (argc - optind != 1)
 		return 2;
+	mode = argv[optind];
+	if (!ehlo_name)
+		ehlo_name = greet_name;
 	signal(SIGPIPE, SIG_IGN);
 	memset(&hints, 0, sizeof hints);
 	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
@@ -130,13 +242,14 @@ int main(int argc, char **argv)
 	}
 	freeaddrinfo(ai);
 	getnameinfo((struct sockaddr *)&ss, len, NULL, 0, bound, sizeof bound, NI_NUMERICSERV);
-	fprintf(stderr, "fakesmtp: listening addr=%s port=%s mode=%s\n", addr, bound, argv[optind]);
+	fprintf(stderr, "fakesmtp: listening addr=%s port=%s mode=%s\n", addr, bound, mode);
 	for (;;) {
 		int fd = accept(lfd, NULL, NULL);
 		if (fd < 0)
 			continue;
 		fprintf(stderr, "fakesmtp: connection\n");
-		serve(fd, argv[optind]);
+		serve(fd);
 		close(fd);
+		fprintf(stderr, "fakesmtp: closed\n");
 	}
 }

@@ -1,7 +1,7 @@
 /*
  * stress.c - send many messages and check what was kept (for the tests)
  *
- *   stress send [-c clients] [-n messages] host port rcpt ackfile
+ *   stress send [-c clients] [-n messages] [-w ms] host port rcpt ackfile
  *   stress verify [-d] maildir ackfile
  *
  * send: `clients` processes each send `messages` messages, one connection
@@ -9,7 +9,9 @@
  * After the 250 that follows the final ".", the id is appended to
  * ackfile: the client's own record of what the server promised to keep.
  * A failed attempt (refused, reset, 4xx) is retried with a new id, 200
- * times at most, 20 ms apart.
+ * times at most, 20 ms apart.  -w: each client waits ms milliseconds
+ * after each acknowledged message, so a run lasts long enough for the
+ * crash test to kill things during it, whatever the machine's speed.
  *
  * verify: reads every file in maildir/new and maildir/tmp.  Every message
  * has a body computed from its id, so a file is whole or it is not.
@@ -82,11 +84,13 @@ static int attempt(const struct addrinfo *ai, const char *rcpt, const char *id)
 static int do_send(int argc, char **argv)
 {
 	int c, clients = 10, per = 30, i;
+	long wait_ms = 0;
 	struct addrinfo *ai;
 
-	while ((c = getopt(argc, argv, "c:n:")) != -1) {
+	while ((c = getopt(argc, argv, "c:n:w:")) != -1) {
 		if (c == 'c') clients = atoi(optarg);
 		else if (c == 'n') per = atoi(optarg);
+		else if (c == 'w') wait_ms = atol(optarg);
 		else return 2;
 	}
 	if (argc - optind != 4)
@@ -97,6 +101,7 @@ static int do_send(int argc, char **argv)
 		if (fork() == 0) {
 			int ack = open(argv[optind + 3], O_WRONLY | O_CREAT | O_APPEND, 0644), k, t, lost = 0;
 			struct timespec pause = { 0, 20 * 1000 * 1000 };
+			struct timespec between = { wait_ms / 1000, (wait_ms % 1000) * 1000000L };
 			for (k = 0; k < per; k++) {
 				for (t = 0; t < 200; t++) {
 					char id[64], line[80];
@@ -110,6 +115,8 @@ static int do_send(int argc, char **argv)
 					nanosleep(&pause, NULL);
 				}
 				lost += (t == 200);
+				if (wait_ms > 0)
+					nanosleep(&between, NULL);
 			}
 			_exit(lost ? 1 : 0);
 		}
@@ -241,6 +248,6 @@ int main(int argc, char **argv)
 		return do_send(argc - 1, argv + 1);
 	if (argc > 1 && strcmp(argv[1], "verify") == 0)
 		return do_verify(argc - 1, argv + 1);
-	fprintf(stderr, "usage: stress send [-c n] [-n n] host port rcpt ackfile | stress verify [-d] maildir ackfile\n");
+	fprintf(stderr, "usage: stress send [-c n] [-n n] [-w ms] host port rcpt ackfile | stress verify [-d] maildir ackfile\n");
 	return 2;
 }

@@ -9,19 +9,28 @@
 # each target is fuzzed for the given time, with new inputs kept in a
 # scratch corpus outside the repository.  A crash fails the run; its
 # input is replayed with the sanitizer report shown, and should be copied
-# into regress/<target>/ once fixed.
+# into regress/<target>/ once fixed.  The binaries, corpora and artifacts
+# go to a private directory (mktemp; FUZZ_DIR names a fixed one instead),
+# removed after a clean run: parallel runs never share one.
 set -u
 cd "$(dirname "$0")" || exit 1
 SECONDS_EACH=${1:-60}
 shift 2>/dev/null
-TARGETS=${*:-session smtpd_address aliases dns reply send_address headers queue_entry}
+TARGETS=${*:-session smtpd_address aliases dns reply ehlo send_address headers queue_entry queue_roundtrip}
 CC=${FUZZ_CC:-clang}
-out=${FUZZ_DIR:-${TMPDIR:-/tmp}/smtp-fuzz}
-mkdir -p "$out"
+if [ -n "${FUZZ_DIR:-}" ]; then
+	out=$FUZZ_DIR
+	mkdir -p "$out"
+else
+	out=$(mktemp -d "${TMPDIR:-/tmp}/smtp-fuzz.XXXXXX") || exit 1
+fi
 failed=0
 for t in $TARGETS; do
+	# a harness that needs a second file says so: "fuzz.sh: also compile X.c"
+	extra=$(sed -n 's/^ \* fuzz\.sh: also compile \([a-z_]*\.c\)$/\1/p' "fuzz_$t.c")
+	# shellcheck disable=SC2086
 	if ! $CC -g -O1 -std=c99 -D_POSIX_C_SOURCE=200809L -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=undefined -pthread -o "$out/fuzz_$t" "fuzz_$t.c"; then
+		-fno-sanitize-recover=undefined -pthread -o "$out/fuzz_$t" "fuzz_$t.c" $extra; then
 		echo "fuzz: $t: build failed"
 		failed=1
 		continue
@@ -51,5 +60,10 @@ for t in $TARGETS; do
 		done
 	fi
 done
-[ "$failed" = 0 ] && echo "fuzz: all targets clean" || echo "fuzz: FAILED"
+if [ "$failed" = 0 ]; then
+	echo "fuzz: all targets clean"
+	[ -n "${FUZZ_DIR:-}" ] || rm -rf "$out"
+else
+	echo "fuzz: FAILED (binaries, corpora and failing inputs are in $out)"
+fi
 exit $failed

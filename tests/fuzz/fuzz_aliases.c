@@ -6,25 +6,26 @@
 #include "../../smtpd.c"
 #undef main
 #include <stdint.h>
+#include "scratch.h"
 
 static struct session *s;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	static char *args[] = { "smtpd", "-m", "/tmp/fuzz-aliases/mail", "-n", "fuzz.test", NULL };
+	static char *args[] = { "smtpd", "-m", NULL, "-n", "fuzz.test", NULL };
 	(void)argc, (void)argv;
+	args[2] = strdup(scratch("mail"));
 	parse_options(5, args);
-	make_path("/tmp/fuzz-aliases/mail/alice");
+	make_path(scratch("mail/alice"));
 	s = calloc(1, sizeof *s);
-	s->dl.v = calloc(DELIVERY_MAX, sizeof *s->dl.v);
 	return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	FILE *f = fopen("/tmp/fuzz-aliases/aliases", "w");
+	FILE *f = fopen(scratch("aliases"), "w");
 	size_t i;
 
 	if (!f)
@@ -32,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fwrite(data, 1, size, f);
 	fclose(f);
 	free_aliases();
-	if (load_aliases("/tmp/fuzz-aliases/aliases") == 0)
+	if (load_aliases(scratch("aliases")) == 0)
 		for (i = 0; i < cfg.naliases; i++) {
 			struct expansion x;
 			memset(&x, 0, sizeof x);

@@ -1,7 +1,8 @@
 /*
  * fuzz_send_address.c - libFuzzer: smtp_send's recipient addresses, as
- * given on the command line (add_recipient) and as a header's address
- * list (parse_address_list: display names, quotes, comments, groups).
+ * given on the command line (add_recipient, clean_address) and as a
+ * header's address list (parse_address_list: display names, quotes,
+ * comments, groups), and a sender as -f takes it.
  */
 #define main smtp_send_main
 #include "../../smtp_send.c"
@@ -13,7 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct recipient rcpt[RCPT_MAX];
 	struct job j;
-	char *text;
+	char *text, addr[ADDR_SIZE];
 
 	if (!(text = malloc(size + 1)))
 		return 0;
@@ -23,6 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	j.rcpt = rcpt;
 	add_recipient(&j, text);
 	parse_address_list(&j, text);
+	clean_address(text, addr, sizeof addr, 0);     /* as -f takes it */
 	free(text);
 	return 0;
 }

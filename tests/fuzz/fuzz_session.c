@@ -9,6 +9,7 @@
 #undef main
 #include <pthread.h>
 #include <stdint.h>
+#include "scratch.h"
 
 static struct sockaddr_storage peer;
 
@@ -24,18 +25,20 @@ static void *drain(void *arg)
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	static char *args[] = { "smtpd", "-m", "/tmp/fuzz-smtpd/mail", "-q", "/tmp/fuzz-smtpd/queue",
+	static char *args[] = { "smtpd", "-m", NULL, "-q", NULL,
 				"-n", "fuzz.test", "-t", "1", "-V", "-s", "100000", NULL };
 	FILE *f;
 	(void)argc, (void)argv;
+	args[2] = strdup(scratch("mail"));
+	args[4] = strdup(scratch("queue"));
 	parse_options(12, args);
-	make_path("/tmp/fuzz-smtpd/mail/alice/new");
-	make_path("/tmp/fuzz-smtpd/queue/tmp");
-	make_path("/tmp/fuzz-smtpd/queue/entries");
-	if ((f = fopen("/tmp/fuzz-smtpd/aliases", "w"))) {
+	make_path(scratch("mail/alice/new"));
+	make_path(scratch("queue/tmp"));
+	make_path(scratch("queue/entries"));
+	if ((f = fopen(scratch("aliases"), "w"))) {
 		fputs("staff: alice, bob@remote.test\nloop: loop, alice\n", f);
 		fclose(f);
-		load_aliases("/tmp/fuzz-smtpd/aliases");
+		load_aliases(scratch("aliases"));
 	}
 	((struct sockaddr_in *)&peer)->sin_family = AF_INET;
 	((struct sockaddr_in *)&peer)->sin_addr.s_addr = htonl(0x7f000001);

@@ -7,24 +7,25 @@
 #include "../../smtpd.c"
 #undef main
 #include <stdint.h>
+#include "scratch.h"
 
 static struct session *s;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	static char *args[] = { "smtpd", "-m", "/tmp/fuzz-addr/mail", "-n", "fuzz.test", "-d", "example.org", NULL };
+	static char *args[] = { "smtpd", "-m", NULL, "-n", "fuzz.test", "-d", "example.org", NULL };
 	FILE *f;
 	(void)argc, (void)argv;
+	args[2] = strdup(scratch("mail"));
 	parse_options(7, args);
-	make_path("/tmp/fuzz-addr/mail/alice");
-	if ((f = fopen("/tmp/fuzz-addr/aliases", "w"))) {
+	make_path(scratch("mail/alice"));
+	if ((f = fopen(scratch("aliases"), "w"))) {
 		fputs("staff: alice, \"x y\"@remote.test, @a:b@c\n", f);
 		fclose(f);
-		load_aliases("/tmp/fuzz-addr/aliases");
+		load_aliases(scratch("aliases"));
 	}
 	s = calloc(1, sizeof *s);
-	s->dl.v = calloc(DELIVERY_MAX, sizeof *s->dl.v);
 	s->relay_ok = 1;
 	((struct sockaddr_in *)&s->local_sa)->sin_family = AF_INET;
 	((struct sockaddr_in *)&s->local_sa)->sin_addr.s_addr = htonl(0x7f000001);

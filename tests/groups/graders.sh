@@ -8,8 +8,8 @@
 TEST_GROUPS+=(starttls greylist spf chunking conncache ipv6)
 
 # try_smtpd DIR [options]: start_smtpd, quietly; PORT is empty if smtpd
-# refused the options.
-try_smtpd() { start_smtpd "$@" 2>/dev/null; }
+# refused the options (a server that does not start is no failure here).
+try_smtpd() { SERVER_MAY_FAIL=1 start_smtpd "$@" 2>/dev/null; }
 
 # The message files of a Maildir, each with our trace lines removed.
 bodies() {
@@ -52,8 +52,8 @@ t_starttls() {
 	mkdir -p "$dir/mail/bob"
 	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=mx.test \
 		-keyout "$dir/key.pem" -out "$dir/cert.pem" >/dev/null 2>&1
-	try_smtpd tls -d example.net -C "$dir/cert.pem" -K "$dir/key.pem"
-	[ -n "$PORT" ] || { skip "starttls grader (Part 7, 1): smtpd does not take -C cert -K key yet"; return; }
+	try_smtpd tls -d example.net -E "$dir/cert.pem" -K "$dir/key.pem"
+	[ -n "$PORT" ] || { skip "starttls grader (Part 7, 1): smtpd does not take -E cert -K key yet"; return; }
 	ehlo=$(printf 'EHLO c.test\nQUIT\n' | smtp "$PORT" | tr -d '\r')
 	echo "$ehlo" | grep -q '^250[- ]STARTTLS$' ||
 		{ skip "starttls grader (Part 7, 1): smtpd does not advertise STARTTLS"; return; }
