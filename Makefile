@@ -58,6 +58,9 @@ fuzz:
 tests/bench: tests/bench.c tests/client.h
 	$(CC) $(WARN) $(CFLAGS) -o $@ tests/bench.c $(LDFLAGS)
 
+tests/peerbench: tests/peerbench.c tests/client.h
+	$(CC) $(WARN) $(CFLAGS) -o $@ tests/peerbench.c $(LDFLAGS)
+
 # a mail's whole journey on a loopback internet, step by step
 demo: all
 	./lab/lab.sh demo
@@ -77,6 +80,11 @@ lab-down:
 bench: all tests/bench
 	./tests/bench.sh
 
+# the same loads against smtpd and a private Postfix, side by side, with
+# the machine's limits measured in the same run (needs root and postfix)
+bench-peers: all tests/peerbench
+	./tests/bench-peers.sh
+
 install: $(PROGS)
 	mkdir -p $(DESTDIR)$(PREFIX)/sbin
 	cp smtpd $(DESTDIR)$(PREFIX)/sbin/
@@ -84,6 +92,6 @@ install: $(PROGS)
 	cp smtp_send $(DESTDIR)$(PREFIX)/bin/
 
 clean:
-	rm -f $(PROGS) $(HELPERS) tests/bench
+	rm -f $(PROGS) $(HELPERS) tests/bench tests/peerbench
 
-.PHONY: all test test-sanitize mutate fuzz demo demo-zh lab-up lab-down bench install clean
+.PHONY: all test test-sanitize mutate fuzz demo demo-zh lab-up lab-down bench bench-peers install clean

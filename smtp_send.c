@@ -734,7 +734,7 @@ static int dns_parse(const unsigned char *m, size_t len, unsigned id, const char
 		return 0;                       /* not an answer to our query */
 	if (get16(m + 4) != 1 || dns_read_name(m, len, &off, qname) != 0 || off + 4 > len ||
 	    strcasecmp(qname, name) != 0 || (int)get16(m + off) != type || get16(m + off + 2) != 1)
-		return 0;                       /* RFC 5452: the question must match */
+		return 0;                       /* RFC 5452 9.1: the question must match */
 	off += 4;
 	rcode = m[3] & 0x0F;
 	if (rcode == 3) {
@@ -1809,7 +1809,7 @@ static int names_us(const char *reply)
 
 /*
  * RFC 5321 3.1: wait for the 220 greeting; 4.1.1.1: EHLO, and HELO for
- * an old server that refuses EHLO with 5xx.  Returns 0 with the
+ * an old server that refuses EHLO with 5xx (RFC 5321 3.2).  Returns 0 with the
  * extensions the server offers; -1 when the server cannot be used
  * (why[] says why, connection closed); -2 when, relaying, its greeting
  * or its EHLO reply gives our own name: we have connected to ourselves,
@@ -2383,10 +2383,13 @@ static int add_mime_fields(struct buffer *h, const char *body, size_t blen)
 
 /*
  * The message from stdin, ready to send: line ends made LF, recipients
- * taken from the header with -t, and the fields a submission agent adds
- * when they are missing (RFC 6409 8.1-8.3): From:, Date:, Message-ID:,
- * and for UTF-8 text the MIME fields (add_mime_fields).  A message that
- * already has them (and no -t) is sent unchanged.
+ * taken from the header with -t, and the fields RFC 5322 3.6 requires
+ * added when they are missing: Date: and Message-ID:, which RFC 6409 8.2
+ * and 8.3 let a submission server add, and From: (the envelope sender),
+ * which RFC 6409 does not list; sendmail and Postfix add it all the
+ * same, and so do we.  For UTF-8 text the MIME fields too
+ * (add_mime_fields).  A message that already has them (and no -t) is
+ * sent unchanged.
  */
 static int prepare_message(struct buffer *m, struct job *j)
 {
@@ -3475,7 +3478,10 @@ static int write_bounce(const struct entry *e, struct recipient **rv, int n, cha
 	return r;
 }
 
-/* Retry schedule: 5 minutes, doubled each attempt, at most 4 hours. */
+/* Retry schedule: 5 minutes, doubled each attempt, at most 4 hours.
+ * RFC 5321 4.5.4.1 says the interval SHOULD be at least 30 minutes; we
+ * start at 5 (as Postfix's minimal_backoff_time does) so a lab sees a
+ * retry while the student waits, then back off to the RFC's pace. */
 static long long backoff(int attempts)
 {
 	long long delay = 300;

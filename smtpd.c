@@ -29,14 +29,14 @@
  *   -C n         concurrent sessions from one client address; one more
  *                gets 421 4.7.0 [no limit but -c]
  *   -t seconds   time allowed for each line, command or message line; so
- *                also the idle timeout [300, RFC 5321 4.5.3.2]
+ *                also the idle timeout [300, RFC 5321 4.5.3.2.7]
  *   -x file      aliases file in /etc/aliases syntax, read again on
  *                SIGHUP [none]
  *   -E keyword   withhold this EHLO extension and refuse its use as if it
  *                were unknown, repeatable: PIPELINING, SIZE, 8BITMIME,
  *                SMTPUTF8, ENHANCEDSTATUSCODES, HELP [all offered];
  *                -E SMTPUTF8 -E 8BITMIME plays an old server
- *   -V           answer VRFY and EXPN truthfully [252 / 502]
+ *   -V           answer VRFY and EXPN truthfully [252: cannot verify]
  *   -v           log the whole dialogue (C: and S: lines) to stderr
  *
  * STANDARDS
@@ -1361,9 +1361,11 @@ static int resolve_rcpt(struct session *s, const struct address *a,
 		return 501;
 	}
 	if (!is_local_domain(s, a) && !is_our_postmaster(a)) {
-		if (!s->relay_ok) {             /* no open relay: RFC 5321 3.9, 7.1 */
+		if (!s->relay_ok) {
+			/* No open relay (RFC 5321 7.9): a refusal by policy is
+			 * 550 (3.6.2, 4.1.1.3); Postfix says 554 by default. */
 			*esc = "5.7.1", *why = "Relay access denied";
-			return 554;
+			return 550;
 		}
 		switch (add_delivery(dl, text, "", a)) {
 		case 0:
@@ -1377,8 +1379,9 @@ static int resolve_rcpt(struct session *s, const struct address *a,
 		}
 	}
 	if (mailbox_name(a->local, name) < 0) {
-		*esc = "5.1.3", *why = "Mailbox name not allowed here";
-		return 550;
+		/* valid syntax, refused by local policy: RFC 5321 4.3.2's 553 */
+		*esc = "5.1.1", *why = "Mailbox name not allowed here";
+		return 553;
 	}
 	if (a->domain[0] == '\0')
 		snprintf(text, sizeof text, "%s@%s", name, cfg.domains[0]);
@@ -1525,10 +1528,12 @@ static const struct command {
 	{ "AUTH", ANY_STATE, cmd_unsupported, "AUTH: not implemented (RFC 4954)" },
 	{ "BDAT", ANY_STATE, cmd_unsupported, "BDAT: not implemented (RFC 3030)" },
 	{ "ETRN", ANY_STATE, cmd_unsupported, "ETRN: not implemented (RFC 1985)" },
-	{ "TURN", ANY_STATE, cmd_unsupported, "TURN: obsolete, not implemented (RFC 821)" },
-	{ "SEND", ANY_STATE, cmd_unsupported, "SEND: obsolete, not implemented (RFC 821)" },
-	{ "SOML", ANY_STATE, cmd_unsupported, "SOML: obsolete, not implemented (RFC 821)" },
-	{ "SAML", ANY_STATE, cmd_unsupported, "SAML: obsolete, not implemented (RFC 821)" },
+	/* RFC 821's TURN, SEND, SOML, SAML: RFC 5321 dropped them (4.1.4,
+	 * Appendix F.1 and F.6), and a server that meets one says 502. */
+	{ "TURN", ANY_STATE, cmd_unsupported, "TURN: RFC 821's, dropped by RFC 5321 (F.1), not implemented" },
+	{ "SEND", ANY_STATE, cmd_unsupported, "SEND: RFC 821's, dropped by RFC 5321 (F.6), not implemented" },
+	{ "SOML", ANY_STATE, cmd_unsupported, "SOML: RFC 821's, dropped by RFC 5321 (F.6), not implemented" },
+	{ "SAML", ANY_STATE, cmd_unsupported, "SAML: RFC 821's, dropped by RFC 5321 (F.6), not implemented" },
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -1773,8 +1778,10 @@ static void cmd_quit(struct session *s, char *arg)
 	s->quit = 1;
 }
 
-/* RFC 5321 4.1.1.6 VRFY.  Off by default (3.5.3: 252 "cannot verify, but
- * will try"), since answering it truthfully helps address harvesters. */
+/* RFC 5321 4.1.1.6 VRFY.  Off by default, since answering it truthfully
+ * helps address harvesters; a site that turns it off MUST answer 252
+ * (RFC 5321 7.3), "cannot verify, but will try" (3.5.3).  2.0.0: nothing
+ * about the address was verified, and 252 must not seem to verify it. */
 static void cmd_vrfy(struct session *s, char *arg)
 {
 	struct dlist dl = { NULL, 0, 0 };
@@ -1787,13 +1794,13 @@ static void cmd_vrfy(struct session *s, char *arg)
 		return;
 	}
 	if (!cfg.vrfy) {
-		reply(s, 252, "2.5.2", "Cannot VRFY user, but will accept message and attempt delivery");
+		reply(s, 252, "2.0.0", "Cannot VRFY user, but will accept message and attempt delivery");
 		return;
 	}
 	if (lookup_local(s, arg, &dl, &local) < 0)
 		reply_error(s, 501, "5.1.3", "Bad address syntax");
 	else if (!local)
-		reply(s, 252, "2.1.5", "Not a local address; will accept and attempt delivery");
+		reply(s, 252, "2.0.0", "Not a local address; will accept and attempt delivery");
 	else if (dl.n == 0)
 		reply_error(s, 550, "5.1.1", "User unknown");
 	else if (dl.n == 1)
@@ -1804,7 +1811,9 @@ static void cmd_vrfy(struct session *s, char *arg)
 }
 
 /* RFC 5321 4.1.1.7 EXPN: one line per member of the alias.  Off by
- * default (502), like VRFY, and for the same reason. */
+ * default, like VRFY and for the same reason, and answered the same way:
+ * RFC 5321 7.3 asks for 252 whether VRFY or EXPN is the one turned off
+ * (many servers send 502 instead; NOTES.md says why). */
 static void cmd_expn(struct session *s, char *arg)
 {
 	struct dlist dl = { NULL, 0, 0 };
@@ -1816,7 +1825,7 @@ static void cmd_expn(struct session *s, char *arg)
 		return;
 	}
 	if (!cfg.vrfy) {
-		reply(s, 502, "5.5.1", "EXPN disabled");
+		reply(s, 252, "2.0.0", "Cannot EXPN, the server runs without -V; will accept message and attempt delivery");
 		return;
 	}
 	if (lookup_local(s, arg, &dl, &local) < 0)
@@ -1852,7 +1861,7 @@ static void cmd_help(struct session *s, char *arg)
 			reply(s, 214, "2.0.0", "%s", commands[i].help);
 			return;
 		}
-	reply(s, 504, "5.5.1", "HELP: no such command: %.*s%s", ECHO_MAX, arg,
+	reply(s, 504, "5.5.4", "HELP: no such command: %.*s%s", ECHO_MAX, arg,
 	      strlen(arg) > ECHO_MAX ? "..." : "");
 }
 
@@ -1923,7 +1932,8 @@ static void count_hop(struct message *m, char c)
 
 /* Keep one byte of the message.  A message that will be refused at its
  * end (too big, a bare CR or LF, a NUL, a failed write) is still read to
- * the end, but no longer kept: RFC 5321 4.5.3.1.10. */
+ * the end, but no longer kept: RFC 5321 4.5.3.1.9 (552 after the data)
+ * and RFC 1870 6.3 (more than the limit, whatever SIZE declared). */
 static void keep_byte(struct message *m, char c)
 {
 	m->size += (c == '\n') ? 2 : 1;         /* size on the wire: CRLF */
@@ -2175,8 +2185,10 @@ struct pending {
 	char tmp[PATH_MAX], dst[PATH_MAX], dir[PATH_MAX];
 };
 
-/* One copy into a Maildir's tmp/: Return-Path and Delivered-To (added at
- * final delivery, RFC 5321 4.4), our Received:, the message. */
+/* One copy into a Maildir's tmp/: Return-Path (added at final delivery,
+ * RFC 5321 4.4), Delivered-To (no standard demands it: qmail's and
+ * Postfix's practice, described in RFC 9228 4), our Received:, the
+ * message. */
 static int write_maildir_copy(struct session *s, const struct delivery *d,
 			      const char *name, const struct buffer *received, struct pending *p)
 {

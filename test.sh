@@ -214,7 +214,7 @@ children_of() {
 
 # ---- run -------------------------------------------------------------------------
 
-for f in session addresses limits send resilience teaching exercises graders catch citations peers clients intl; do
+for f in session addresses limits send resilience teaching exercises graders catch citations peers clients interop intl; do
 	# shellcheck source=/dev/null
 	. "$TOP/tests/groups/$f.sh"
 done

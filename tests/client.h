@@ -1,6 +1,7 @@
 /*
- * client.h - the few lines of SMTP client that tests/bench.c and
- * tests/stress.c share: read one whole reply, write all bytes.
+ * client.h - the few lines of SMTP client that tests/bench.c,
+ * tests/stress.c and tests/peerbench.c share: read one whole reply,
+ * write all bytes.
  * One connection per process (fd, in, have are per process).
  */
 #include <sys/socket.h>

@@ -25,7 +25,7 @@ t_catch_relay() {
 			smtp "$PORT" -l -s "$src" | codes | sed -n '4,5p' | tr '\n' ' ')|"
 	done
 	check "-r 127.0.0.128/25: inside may relay, outside may not; mail to LocalHost is local for both" \
-		"127.0.0.128 250 250 |127.0.0.201 250 250 |127.0.0.255 250 250 |127.0.0.1 554 250 |127.0.0.100 554 250 |127.0.0.127 554 250 |" "$out"
+		"127.0.0.128 250 250 |127.0.0.201 250 250 |127.0.0.255 250 250 |127.0.0.1 550 250 |127.0.0.100 550 250 |127.0.0.127 550 250 |" "$out"
 	check "the log names each client and its relay right" "yes yes yes no no no" \
 		"$(for src in 128 201 255 1 100 127; do sed -n "s/.* connect client=127\.0\.0\.$src relay=\([a-z]*\)$/\1/p" "$d/log"; done | tr '\n' ' ' | sed 's/ $//')"
 	stop_pid "$SPID"

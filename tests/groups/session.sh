@@ -281,7 +281,7 @@ S
 214-2.0.0 <> is the null sender that bounces use (RFC 5321 4.1.1.2);
 214 2.0.0 SMTPUTF8 allows UTF-8 in the addresses (RFC 6531 3.4)
 214 2.0.0 VRFY <user>: does this mailbox exist? Off unless smtpd runs with -V (RFC 5321 4.1.1.6)
-504 5.5.1 HELP: no such command: nosuch
+504 5.5.4 HELP: no such command: nosuch
 221 2.0.0 mx.test closing connection" "$out"
 	stop_pid "$SPID"
 }
