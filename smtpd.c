@@ -1612,7 +1612,7 @@ static int offers(int ext)
  * less those -E withholds. */
 static void cmd_ehlo(struct session *s, char *arg)
 {
-	char text[512];
+	char text[DOMAIN_MAX * 2 + INET6_ADDRSTRLEN + 200];   /* our name, theirs, the list */
 	size_t n;
 	int i;
 
@@ -1692,7 +1692,6 @@ static void cmd_mail(struct session *s, char *arg)
 		return;
 	}
 	if (a.utf8 && !s->smtputf8) {           /* RFC 6531 3.5 */
-		s->smtputf8 = 0;
 		reply_error(s, 553, "5.6.7", "Non-ASCII address needs SMTPUTF8");
 		return;
 	}

@@ -483,7 +483,7 @@ t_intl_withhold() {
 	local ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:detect_leaks=0}   # LeakSanitizer cannot run under ptrace
 	export ASAN_OPTIONS
 	for ext in none PIPELINING; do
-		start_smtpd "intlpipe$ext" -m mail $([ "$ext" = none ] || echo "-E $ext")
+		if [ "$ext" = none ]; then start_smtpd "intlpipe$ext" -m mail; else start_smtpd "intlpipe$ext" -m mail -E "$ext"; fi
 		mkdir -p "$T/intlpipe$ext/mail/bob"
 		strace -f -e trace=write -o "$T/intlpipe$ext/trace" -p "$SPID" 2>"$T/intlpipe$ext/strace.err" & local tracer=$!
 		PIDS+=("$tracer")

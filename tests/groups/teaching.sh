@@ -126,7 +126,7 @@ mx2->mail 221" "$(echo "$ladder" | ladder_arrows)"
 # make demo-zh (issue 10): the Chinese message to a server with SMTPUTF8
 # and to an old one, every step shown, both read back alike.
 t_demo_zh() {
-	local out rc step
+	local out rc
 	out=$(LAB_DIR=$T/demozh LAB_PORT=0 LAB_DNS_PORT=0 ./lab/lab.sh demo-zh 2>&1); rc=$?
 	check "make demo-zh: both messages arrive and read the same, exit 0" \
 		"0|Result: both arrived (李四's with SMTPUTF8, wang's downgraded), the same Chinese text." \
