@@ -81,6 +81,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,11 +211,12 @@ struct session {
 	struct dlist dl;            /* where the message goes */
 	struct message msg;         /* the message, LF line ends */
 	struct mbox_index mbx;      /* mixed-case mailbox names, made on need */
-	/* buffered I/O */
-	char in[IN_BUF_SIZE];
+	/* buffered I/O; the two buffers last: session() zeroes only what
+	   comes before them (73 KiB a connection need not touch) */
 	size_t in_start, in_end;
-	char out[OUT_BUF_SIZE];
 	size_t out_len;
+	char in[IN_BUF_SIZE];
+	char out[OUT_BUF_SIZE];
 };
 
 static unsigned long deliveries_made;   /* Q<n> in Maildir names */
@@ -2129,7 +2131,7 @@ static int is_7bit_command(const char *line, size_t n)
 /* One client, from greeting to close.  Runs in its own process. */
 static void session(int fd, const struct sockaddr_storage *peer)
 {
-	struct session *s = calloc(1, sizeof *s);
+	struct session *s = malloc(sizeof *s);
 	char line[CMD_LINE_MAX + 1];
 	socklen_t len = sizeof s->local_sa;
 	struct timeval tv;
@@ -2139,6 +2141,10 @@ static void session(int fd, const struct sockaddr_storage *peer)
 		fprintf(stderr, "smtpd: out of memory\n");
 		return;
 	}
+	/* Zero the state, not the I/O buffers: a fresh session touches only
+	 * the pages it uses (page faults are a good part of a short
+	 * session's cost; make bench-peers). */
+	memset(s, 0, offsetof(struct session, in));
 	s->msg.spill = -1;
 	s->fd = fd;
 	snprintf(s->id, sizeof s->id, "%lx.%ld", (unsigned long)time(NULL), (long)getpid());
@@ -2678,6 +2684,7 @@ int main(int argc, char **argv)
 	int lfd;
 
 	parse_options(argc, argv);
+	tzset();                        /* read the time zone once: every session inherits it */
 	snprintf(path, sizeof path, "%s/tmp", cfg.queuedir);
 	if (make_path(cfg.mailroot) < 0 || make_path(path) < 0 ||
 	    (snprintf(path, sizeof path, "%s/entries", cfg.queuedir), make_path(path)) < 0) {
