@@ -5,6 +5,7 @@
  *   smtpd [-a addr] [-p port] [-m maildir-root] [-d domain]... [-n hostname] [-A]
  *         [-q queue-dir] [-r cidr]... [-s max-bytes] [-c max-sessions]
  *         [-C max-per-client] [-t seconds] [-x aliases-file] [-V] [-v]
+ *   smtpd -h
  *
  * DESCRIPTION
  *   Listens on one TCP address, forks one child per connection and speaks
@@ -31,6 +32,7 @@
  *                SIGHUP [none]
  *   -V           answer VRFY and EXPN truthfully [252: cannot verify]
  *   -v           log the whole dialogue (C: and S: lines) to stderr
+ *   -h           print the options and exit
  *
  * STANDARDS
  *   RFC 5321 (SMTP), RFC 1870 (SIZE), RFC 6152 (8BITMIME), RFC 2920
@@ -2202,12 +2204,41 @@ static void session(int fd, const struct sockaddr_storage *peer)
 
 /* ---- Start-up ------------------------------------------------------------- */
 
+#define USAGE \
+	"usage: smtpd [-a addr] [-p port] [-m maildir-root] [-d domain]... [-n hostname] [-A]\n" \
+	"             [-q queue-dir] [-r cidr]... [-s max-bytes] [-c max-sessions]\n" \
+	"             [-C max-per-client] [-t seconds] [-x aliases-file] [-V] [-v]\n" \
+	"       smtpd -h\n"
+
 static void usage(void)
 {
-	fprintf(stderr, "usage: smtpd [-a addr] [-p port] [-m maildir-root] [-d domain]... [-n hostname] [-A]\n"
-		"             [-q queue-dir] [-r cidr]... [-s max-bytes] [-c max-sessions]\n"
-		"             [-C max-per-client] [-t seconds] [-x aliases-file] [-V] [-v]\n");
+	fputs(USAGE, stderr);
 	exit(2);
+}
+
+/* -h: the options with their meaning and defaults (the file head's list). */
+static void help(void)
+{
+	fputs(USAGE
+	      "  -a addr      listen address, IPv4 or IPv6 [127.0.0.1]\n"
+	      "  -p port      listen port; 0 picks a free one (logged) [2525]\n"
+	      "  -m dir       mail root; user U's mailbox is the Maildir dir/U/ [./mail]\n"
+	      "  -d domain    a local domain, repeatable [localhost and the -n name]\n"
+	      "  -n name      our name in the greeting, Received: and file names [gethostname()]\n"
+	      "  -A           create a user's Maildir on first delivery [only existing ones]\n"
+	      "  -q dir       queue for non-local recipients [./queue]\n"
+	      "  -r cidr      clients allowed to relay, repeatable [127.0.0.0/8 and ::1]\n"
+	      "  -s bytes     largest message accepted, advertised in SIZE [10485760]\n"
+	      "  -c n         concurrent sessions; one more gets 421 4.3.2 [20]\n"
+	      "  -C n         concurrent sessions from one client address [no limit but -c]\n"
+	      "  -t seconds   time allowed for each line (command or message line),\n"
+	      "               so also the idle timeout [300]\n"
+	      "  -x file      aliases file in /etc/aliases syntax, read again on SIGHUP [none]\n"
+	      "  -V           answer VRFY and EXPN truthfully [252: cannot verify]\n"
+	      "  -v           log the whole dialogue (C: and S: lines) to stderr\n"
+	      "  -h           print the options and exit\n"
+	      "Signals: TERM or INT stop (sessions finish), HUP reads -x again.\n", stdout);
+	exit(0);
 }
 
 /* "10.0.0.0/8", "::1", "192.0.2.7": an address and a prefix length. */
@@ -2383,7 +2414,7 @@ static void parse_options(int argc, char **argv)
 	cfg.maxsize = 10UL * 1024 * 1024;
 	cfg.maxsessions = 20;
 	cfg.timeout = 300;
-	while ((c = getopt(argc, argv, "a:p:m:d:n:Aq:r:s:c:C:t:x:Vv")) != -1) {
+	while ((c = getopt(argc, argv, "a:p:m:d:n:Aq:r:s:c:C:t:x:Vvh")) != -1) {
 		switch (c) {
 		case 'a': cfg.listen_addr = optarg; break;
 		case 'p': number_option(optarg, 0, 65535); cfg.port = optarg; break;
@@ -2410,6 +2441,7 @@ static void parse_options(int argc, char **argv)
 		case 'x': cfg.aliases_file = optarg; break;
 		case 'V': cfg.vrfy = 1; break;
 		case 'v': cfg.verbose = 1; break;
+		case 'h': help(); break;
 		default: usage();
 		}
 	}
