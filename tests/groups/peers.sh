@@ -425,6 +425,13 @@ t_peer_small() {
 	out=$("$SEND" -h 2>/dev/null); rc=$?
 	check "-h: the options with their meaning on stdout, exit 0" "0|usage: smtp_send|1|1|1" \
 		"$rc|$(echo "$out" | head -n 1 | cut -c1-16)|$(echo "$out" | grep -c '^  -j jobs ')|$(echo "$out" | grep -c '^  -H name ')|$(echo "$out" | grep -c '^  -h ')"
+	# smtpd -h too: every option letter smtpd takes has its line
+	out=$("$TOP/smtpd" -h 2>/dev/null); rc=$?
+	local letters missing=""
+	letters=$(sed -n 's/.*getopt(argc, argv, "\([^"]*\)").*/\1/p' "$TOP/smtpd.c" | tr -d ':' | fold -w1)
+	for l in $letters; do echo "$out" | grep -q "^  -$l " || missing="$missing -$l"; done
+	check "smtpd -h: usage and one line per option on stdout, exit 0" "0|usage: smtpd|$(echo "$letters" | wc -l | tr -d ' ')|" \
+		"$rc|$(echo "$out" | head -n 1 | cut -c1-12)|$(echo "$out" | grep -c '^  -[a-zA-Z] ')|$missing"
 	stop_pid "$DPID"
 }
 
