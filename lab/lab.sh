@@ -253,8 +253,10 @@ lab_is_running() {
 }
 
 # The demo: alice@example.org writes to bob@cs.example.net; every step shown.
-demo() {
-	local dns port entry file n
+# A demo's own lab (a temporary one, or LAB_DIR): refused while the lab
+# of make lab-up runs (both want the same addresses), stopped and removed
+# when the demo ends, whatever happens.  Starts DNS and the hosts named.
+demo_lab() {
 	RUN=${LAB_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/smtp-lab.XXXXXX")}
 	if lab_is_running; then
 		[ -n "${LAB_DIR:-}" ] || rmdir "$RUN"
@@ -262,8 +264,13 @@ demo() {
 		return 1
 	fi
 	trap 'down >/dev/null; [ -n "${LAB_DIR:-}" ] || rm -rf "$RUN"' EXIT
-	up mail mx2 || return 1
+	up "$@" || return 1
 	mkdir -p "$RUN/client"
+}
+
+demo() {
+	local dns port entry file n
+	demo_lab mail mx2 || return 1
 	dns=$(dns_addr)
 	port=$(smtp_port)
 	say "Figure 1. A message's journey, alice@example.org -> bob@cs.example.net" \
@@ -355,15 +362,7 @@ PYTHON
 # SMTPUTF8) and to wang@legacy.example.com (an old one); every step shown.
 demo_zh() {
 	local dns port lisi wang out
-	RUN=${LAB_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/smtp-lab.XXXXXX")}
-	if lab_is_running; then
-		[ -n "${LAB_DIR:-}" ] || rmdir "$RUN"
-		echo "the lab is running: make lab-down first"
-		return 1
-	fi
-	trap 'down >/dev/null; [ -n "${LAB_DIR:-}" ] || rm -rf "$RUN"' EXIT
-	up zh legacy || return 1
-	mkdir -p "$RUN/client"
+	demo_lab zh legacy || return 1
 	dns=$(dns_addr)
 	port=$(smtp_port)
 	say "Figure 2. A Chinese message, 张三@例子.测试 -> 李四@例子.测试 and wang@legacy.example.com" \
