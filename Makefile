@@ -2,7 +2,11 @@
 #   make            build
 #   make test       build and run ./test.sh (loopback only)
 #   make demo       a message's journey on a loopback internet; make demo-zh: in Chinese
+#   make lab-up     that internet kept running (lab-down stops it, lab-clean
+#                   also removes its mailboxes, queues and logs)
+#   make test-sanitize  the tests under ASan and UBSan;  make fuzz  libFuzzer
 #   make mutate     mutation testing: does the suite catch tests/mutants.list?
+#   make bench      messages per second;  make bench-peers  beside Postfix
 #   make install PREFIX=/usr/local
 #   make clean
 CC      ?= cc
@@ -76,6 +80,10 @@ lab-up: all
 lab-down:
 	./lab/lab.sh down
 
+# the lab's state (mailboxes, queues, logs in lab/run/) removed: a fresh start
+lab-clean: lab-down
+	rm -rf lab/run
+
 # messages per second (a benchmark: it reports numbers, it does not judge)
 bench: all tests/bench
 	./tests/bench.sh
@@ -94,4 +102,4 @@ install: $(PROGS)
 clean:
 	rm -f $(PROGS) $(HELPERS) tests/bench tests/peerbench
 
-.PHONY: all test test-sanitize mutate fuzz demo demo-zh lab-up lab-down bench bench-peers install clean
+.PHONY: all test test-sanitize mutate fuzz demo demo-zh lab-up lab-down lab-clean bench bench-peers install clean

@@ -2205,6 +2205,8 @@ static int clean_address(const char *text, char *out, size_t size, int need_at)
 		if (c < 32 || c == 127)
 			return -1;
 		if (!quoted && c == '@') {
+			if (has_at)             /* a@@b, a@b@c: one '@' outside quotes */
+				return -1;
 			has_at = 1;
 			at = i;
 		}
@@ -3860,8 +3862,10 @@ static const char options_text[] =
 	"  -v           DNS steps and the SMTP dialogue (C: / S:) on stderr; in a\n"
 	"               queue run every line starts with the entry's id\n"
 	"  -h           print the options and exit\n"
-	"Exit status: 0 all sent, 75 deferred, 69 failed, 68 no such domain,\n"
-	"65 not a message, 64 usage.\n";
+	"Exit status: 0 all sent, 75 deferred, 69 failed, 68 a domain that does not\n"
+	"exist or is not a domain, 65 not a message (or -t found an address it\n"
+	"cannot send to, or a domain is not UTF-8), 64 a bad option, argument or\n"
+	"address, or no recipient; of several, the first of 65, 68, 69, 75.\n";
 
 static void usage(void)
 {

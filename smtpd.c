@@ -177,6 +177,7 @@ enum state {
 	ST_MAIL,    /* MAIL accepted, no recipient yet */
 	ST_RCPT     /* at least one RCPT accepted: DATA may follow */
 };
+static const char *const state_names[] = { "START", "READY", "MAIL", "RCPT" };   /* logs */
 #define IN(st) (1u << (st))
 #define ANY_STATE (IN(ST_START) | IN(ST_READY) | IN(ST_MAIL) | IN(ST_RCPT))
 #define JUNK (1u << 8)      /* in commands[]: moves no mail, counted (JUNK_MAX) */
@@ -2529,7 +2530,7 @@ static void session(int fd, const struct sockaddr_storage *peer)
 			break;
 		}
 		if (n == IN_EOF || n == IN_ERROR) {
-			log_event(s, "client-gone state=%d", (int)s->state);
+			log_event(s, "client-gone state=%s", state_names[s->state]);
 			break;
 		}
 		if (n == IN_STOP) {             /* SIGTERM: RFC 5321 3.8 allows 421 */
@@ -2596,17 +2597,21 @@ static void help(void)
 	      "  -r cidr      clients allowed to relay, repeatable [127.0.0.0/8 and ::1]\n"
 	      "  -s bytes     largest message accepted, advertised in SIZE [10485760]\n"
 	      "  -c n         concurrent sessions; one more gets 421 4.3.2 [20]\n"
-	      "  -C n         concurrent sessions from one client address [no limit but -c]\n"
+	      "  -C n         concurrent sessions from one client address; one more\n"
+	      "               gets 421 4.7.0 [no limit but -c]\n"
 	      "  -t seconds   time allowed for each line (command or message line),\n"
-	      "               so also the idle timeout [300]\n"
+	      "               so also the idle timeout [300, RFC 5321 4.5.3.2.7]\n"
 	      "  -x file      aliases file in /etc/aliases syntax, read again on SIGHUP [none]\n"
 	      "  -E keyword   withhold this EHLO extension and refuse its use as if it were\n"
 	      "               unknown, repeatable: PIPELINING, SIZE, 8BITMIME, SMTPUTF8,\n"
-	      "               ENHANCEDSTATUSCODES, HELP [all offered]\n"
+	      "               ENHANCEDSTATUSCODES, HELP [all offered];\n"
+	      "               -E SMTPUTF8 -E 8BITMIME plays an old server\n"
 	      "  -V           answer VRFY and EXPN truthfully [252: cannot verify]\n"
 	      "  -v           log the whole dialogue (C: and S: lines) to stderr\n"
 	      "  -h           print the options and exit\n"
-	      "Signals: TERM or INT stop (sessions finish), HUP reads -x again.\n", stdout);
+	      "Signals: TERM or INT stop: no new sessions, a session waiting for a\n"
+	      "command gets 421 4.3.2, one inside a transaction finishes it first;\n"
+	      "HUP reads the -x file again.\n", stdout);
 	exit(0);
 }
 

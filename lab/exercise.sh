@@ -250,12 +250,12 @@ check_14() {
 	claim 1 present "$(out 2)" 2-
 	claim 2 in_order "$(out 2)"
 }
-check_15() {
+check_15() {             # out 2: make demo-zh, between lab-down and lab-up
 	expect_bullets 4
-	claim 1 lines "$(out 1 | tail -n 1)"
-	claim 2 in_order "$(section "$(out 1)" '^Step 2' '^Step 4')"
-	claim 3 present "$(section "$(out 1)" '^Step 4' '^Step 5')"
-	claim 4 in_order "$(section "$(out 1)" '^Step 7' '^Step 8')"
+	claim 1 lines "$(out 2 | tail -n 1)"
+	claim 2 in_order "$(section "$(out 2)" '^Step 2' '^Step 4')"
+	claim 3 present "$(section "$(out 2)" '^Step 4' '^Step 5')"
+	claim 4 in_order "$(section "$(out 2)" '^Step 7' '^Step 8')"
 }
 check_16() {
 	expect_bullets 3

@@ -124,7 +124,7 @@ start_host() {
 	# a restart appends to the log, so lab/ladder.sh still sees the sessions before it
 	skip=$({ wc -l <"$dir/log"; } 2>/dev/null || echo 0)
 	if [ "$h" = old ]; then
-		"$TOP/tests/fakesmtp" -a "$(addr_of old)" -p "$port" heloonly </dev/null >/dev/null 2>>"$dir/log" &
+		"$TOP/tests/fakesmtp" -a "$(addr_of old)" -p "$port" -n old.example.org heloonly </dev/null >/dev/null 2>>"$dir/log" &
 	else
 		for u in $(users_of "$h"); do mkdir -p "$dir/mail/$u"; done
 		# 张三's ASCII address, for servers that cannot take a UTF-8 one
@@ -387,7 +387,8 @@ demo_zh() {
 
 	lisi=$(ls "$RUN"/zh/mail/李四/new/* 2>/dev/null | head -n 1)
 	say "Step 4. On mx.xn--fsqu00a.xn--0zwm56d the mailbox of 李四 is a Maildir" \
-	    "        whose name is UTF-8 (ls $(basename "$RUN")/zh/mail):"
+	    "        whose name is UTF-8 (the demo's lab is removed at its end;"
+	say "        in make lab-up's lab it is ls lab/run/zh/mail):"
 	ls "$RUN/zh/mail" | show
 	say "        and the message in it, new/$(basename "${lisi:-none}") (Received: ... with UTF8SMTP):"
 	[ -n "$lisi" ] && show <"$lisi"

@@ -45,7 +45,7 @@ out=$(grep -E ' (C|S): ' "$dir/log" | sed -E -e 's/^smtpd: sid=[^ ]+ //' \
 	/^S: 250-PIPELINING/       { t = "commands may be sent in groups (RFC 2920)" }
 	/^S: 250-SIZE/             { t = "the largest message it takes (RFC 1870)" }
 	/^S: 250-8BITMIME/         { t = "8-bit bodies are fine (RFC 6152)" }
-	/^S: 250-SMTPUTF8/         { t = "UTF-8 addresses and header fields (RFC 6531)" }
+	/^S: 250-SMTPUTF8/         { t = "UTF-8 addresses (RFC 6531) and header fields (RFC 6532)" }
 	/^S: 250-ENHANCED/         { t = "replies carry x.y.z codes (RFC 2034; the codes: RFC 3463)" }
 	/^S: 250 HELP/             { t = "\"250 \": the last line of the reply" }
 	/^C: MAIL/                 { t = "envelope sender: bounces go here (RFC 5321 4.1.1.2)" }
@@ -60,7 +60,7 @@ out=$(grep -E ' (C|S): ' "$dir/log" | sed -E -e 's/^smtpd: sid=[^ ]+ //' \
 	/^C: $/                    { t = "an empty line: the header ends" }
 	/^C: \.\.a line/           { t = "a leading dot, doubled by the client (RFC 5321 4.5.2)" }
 	/^C: \.$/                  { t = "end of data: CRLF . CRLF (RFC 5321 4.1.1.4)" }
-	/^S: 250 2\.0\.0 Ok: stored/ { t = "stored in bob'"'"'s Maildir, the file named by the id" }
+	/^S: 250 2\.0\.0 Ok: stored/ { t = "stored in bob'"'"'s Maildir, the file <id>.<host>" }
 	/^C: VRFY/                 { t = "does this mailbox exist? (RFC 5321 4.1.1.6)" }
 	/^S: 252/                  { t = "VRFY is off, as on most servers: 252 (RFC 5321 7.3)" }
 	/^C: QUIT/                 { t = "goodbye (RFC 5321 4.1.1.10)" }

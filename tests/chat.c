@@ -2,6 +2,7 @@
  * chat.c - a scripted SMTP client for the tests (not part of the MTA)
  *
  *   chat [-l] [-k] [-w] [-d ms] [-s source] [-H seconds] [-T seconds] host port < script
+ *   chat -i host port          talk to a server by hand, as "nc -C" does
  *
  * Connects to host:port, waits for the greeting (one whole reply) and
  * prints every byte the server sends on stdout, until the server closes.
@@ -16,6 +17,9 @@
  *              whole of 127.0.0.0/8 is loopback), to play another host.
  *   -H s       hold: stay idle s seconds after the greeting, then go on.
  *   -T s       give up after s seconds in all [10].
+ *   -i         interactive: every line typed goes out with CR LF (what
+ *              "nc -C" does, for a machine without nc or telnet); what
+ *              the server says is printed as it comes; no time limit.
  * Exit status: 0 server closed, 3 time limit reached, 1 error.
  */
 #ifndef _POSIX_C_SOURCE
@@ -31,6 +35,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#define USAGE "usage: chat [-l] [-k] [-w] [-d ms] [-s source] [-H s] [-T s] host port < script\n" \
+	"       chat -i host port     (type SMTP by hand: each line goes out with CR LF)\n"
+#define CMD_MAX 1000            /* -i: a typed line longer than this goes out in parts */
 
 static long line_delay_ms;      /* -d */
 
@@ -140,6 +148,53 @@ static int lock_step(const char *p, size_t len)
 	return r;
 }
 
+/* -i: lines from stdin out with CR LF, the server's bytes to stdout,
+ * whichever comes first, until the server closes (or stdin ends and the
+ * server has said its last word within a second). */
+static int interactive(void)
+{
+	char in[CMD_MAX], out[CMD_MAX + 2], buf[8192];
+	size_t have = 0;
+
+	for (;;) {
+		struct pollfd p[2] = { { fd, POLLIN, 0 }, { 0, POLLIN, 0 } };
+		ssize_t n;
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			return 1;
+		if (p[0].revents) {
+			if ((n = read(fd, buf, sizeof buf)) <= 0)
+				return 0;               /* the server closed */
+			fwrite(buf, 1, (size_t)n, stdout);
+			fflush(stdout);
+		}
+		if (!p[1].revents)
+			continue;
+		if ((n = read(0, in + have, sizeof in - have)) <= 0) {
+			deadline = time(NULL) + 1;      /* end of input: the last reply */
+			while (receive() >= 0)
+				;
+			return 0;
+		}
+		have += (size_t)n;
+		for (;;) {                      /* every whole line, with CR LF */
+			char *nl = memchr(in, '\n', have);
+			size_t len;
+			if (!nl && have < sizeof in)
+				break;
+			len = nl ? (size_t)(nl - in) : have;
+			if (len > 0 && in[len - 1] == '\r')
+				len--;
+			memcpy(out, in, len);
+			memcpy(out + len, "\r\n", 2);
+			if (send_all(out, len + 2) < 0)
+				return 1;
+			len = nl ? (size_t)(nl - in) + 1 : have;
+			memmove(in, in + len, have - len);
+			have -= len;
+		}
+	}
+}
+
 /* -s: bind the socket to a source address before connecting. */
 static int bind_source(int sock, const char *source)
 {
@@ -163,13 +218,14 @@ static int bind_source(int sock, const char *source)
 int main(int argc, char **argv)
 {
 	struct addrinfo hints, *ai;
-	int c, lock = 0, hangup = 0, greet = 1, hold = 0, limit = 10, r;
+	int c, lock = 0, hangup = 0, greet = 1, hold = 0, limit = 10, talk = 0, r;
 	const char *source = NULL;
 	size_t len;
 	char *script;
 
-	while ((c = getopt(argc, argv, "lkwd:s:H:T:")) != -1) {
+	while ((c = getopt(argc, argv, "lkwid:s:H:T:h")) != -1) {
 		switch (c) {
+		case 'i': talk = 1; break;
 		case 'l': lock = 1; break;
 		case 'k': hangup = 1; break;
 		case 'w': greet = 0; break;
@@ -177,11 +233,13 @@ int main(int argc, char **argv)
 		case 's': source = optarg; break;
 		case 'H': hold = atoi(optarg); break;
 		case 'T': limit = atoi(optarg); break;
-		default: return 1;
+		default:
+			fprintf(stderr, "%s", USAGE);
+			return c == 'h' ? 0 : 1;
 		}
 	}
 	if (argc - optind != 2) {
-		fprintf(stderr, "usage: chat [-l] [-k] [-w] [-d ms] [-s source] [-H s] [-T s] host port < script\n");
+		fprintf(stderr, "%s", USAGE);
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -201,6 +259,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	freeaddrinfo(ai);
+	if (talk)
+		return interactive();
 	deadline = time(NULL) + limit;
 	script = read_stdin(&len);
 	if (!script)

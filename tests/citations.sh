@@ -72,7 +72,10 @@ done
 shift $((OPTIND - 1))
 if [ $# -eq 0 ]; then
 	cd "$top" || exit 2
-	set -- smtpd.c smtp_send.c NOTES.md README.md lab/*
+	set -- smtpd.c smtp_send.c NOTES.md README.md
+	for f in lab/*; do      # files only: lab/run/ is a running lab's state
+		[ -f "$f" ] && set -- "$@" "$f"
+	done
 fi
 [ -r "$table" ] || { echo "$0: cannot read $table" >&2; exit 2; }
 for f in "$@"; do

@@ -15,7 +15,8 @@
  * unless the mode says otherwise; everything else is accepted):
  *   plain      a well-behaved server
  *   rcpt451    every RCPT gets 451 (and DATA 554)
- *   heloonly   an old server: EHLO gets 502, HELO works, no extensions
+ *   heloonly   an old server: greets "SMTP", EHLO gets 500 (unknown
+ *              command, as RFC 821 servers said), HELO works
  *   no8bit     EHLO offers only PIPELINING and SIZE
  *   utf8       EHLO offers SMTPUTF8 too (RFC 6531)
  *   bareehlo   the EHLO reply ends in a bare "250" line
@@ -75,8 +76,8 @@ static void ehlo(int fd)
 {
 	char first[300];
 
-	if (is("heloonly")) {
-		put(fd, "502 5.5.1 what is EHLO?\r\n");
+	if (is("heloonly")) {           /* RFC 821 knew no EHLO, nor x.y.z codes */
+		put(fd, "500 Syntax error, command unrecognized\r\n");
 		return;
 	}
 	snprintf(first, sizeof first, "250-%s Hello ", ehlo_name);
@@ -152,7 +153,10 @@ static void dialogue(int fd)
 	size_t have = 0;
 	int in_data = 0, rcpts = 0;
 
-	snprintf(greeting, sizeof greeting, "220 %s ESMTP fake\r\n", greet_name);
+	/* an old server greets without "ESMTP", the word that tells a
+	 * client it may try EHLO */
+	snprintf(greeting, sizeof greeting, is("heloonly") ? "220 %s SMTP\r\n" : "220 %s ESMTP fake\r\n",
+		 greet_name);
 	put(fd, greeting);
 	for (;;) {
 		struct pollfd p = { fd, POLLIN, 0 };

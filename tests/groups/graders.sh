@@ -135,7 +135,7 @@ EOF
 		out="$out$d:$(printf 'HELO c.test\nMAIL FROM:<x@%s.test>\nRCPT TO:<bob@example.net>\nDATA\nSubject: %s\n\nx\n.\nQUIT\n' "$d" "$d" |
 			smtp "$PORT" | tr -d '\r' | sed -n '3p' | cut -d' ' -f1-2) "
 	done
-	check "spf: MAIL FROM is accepted for pass (ip4:, a, mx) and none, refused 550 5.7.23 for fail (RFC 7208 8.4)" \
+	check "spf: MAIL FROM is accepted for pass (ip4:, a, mx) and none, refused 550 5.7.23 for fail (RFC 7208 8.4; the code: RFC 7372)" \
 		"pass:250 2.1.0 fail:550 5.7.23 a:250 2.1.0 mx:250 2.1.0 none:250 2.1.0 " "$out"
 	out=$(for f in "$T/spf/mail/bob/new"/*; do
 		printf '%s=%s\n' "$(sed -n 's/^Subject: //p' "$f")" "$(sed -n 's/^Received-SPF: \([a-z]*\).*/\1/p' "$f")"; done | sort | tr '\n' ' ')

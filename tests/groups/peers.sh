@@ -173,11 +173,12 @@ t_peer_inject() {
 		"$rc|$(grep -c connection "$T/peerinject.log")|$out"
 	out=$(printf 'Subject: i\n\nbody\n' | "$SEND" -S "127.0.0.1:$PORT" -f $'a@c.test>\r\nRCPT TO:<injected@evil.test' x@p.test 2>&1); rc=$?
 	check "CR LF in -f: refused (64), no connection" "64|0" "$rc|$(grep -c connection "$T/peerinject.log")"
-	for a in 'a b@p.test' 'ok@p.test>' '<ok@p.test' $'tab\t@p.test'; do
+	for a in 'a b@p.test' 'ok@p.test>' '<ok@p.test' $'tab\t@p.test' 'a@@p.test' 'a@b@p.test'; do
 		printf 'x\n' | "$SEND" -S "127.0.0.1:$PORT" -f s@c.test "$a" 2>/dev/null
 		echo "$?"
 	done >"$T/peerinject.rc"
-	check "unquoted space, unbalanced <>, a tab: each refused (64)" "64 64 64 64" "$(tr '\n' ' ' <"$T/peerinject.rc" | sed 's/ $//')"
+	check "unquoted space, unbalanced <>, a tab, two '@' outside quotes: each refused (64)" "64 64 64 64 64 64" \
+		"$(tr '\n' ' ' <"$T/peerinject.rc" | sed 's/ $//')"
 	printf 'x\n' | "$SEND" -S "127.0.0.1:$PORT" -f '<bob@c.test>' '"john doe"@p.test' '<ann@p.test>' 2>/dev/null; rc=$?
 	check "-f '<bob@c.test>' is bob@c.test; a quoted space and <ann@p.test> are fine" \
 		"0|MAIL FROM:<bob@c.test>|RCPT TO:<\"john doe\"@p.test>|RCPT TO:<ann@p.test>" \

@@ -85,10 +85,11 @@ t_crash() {
 	start_smtpd crash -m mail
 	local d=$T/crash P=$PORT sender i child kills=0 restarts=0 out try
 	mkdir -p "$d/mail/alice"
-	# -w 10: every client pauses 10 ms after each message, so the sending
-	# lasts at least 0.5 s and the kills below happen during it, however
-	# fast or loaded the machine is
-	"$TOP/tests/stress" send -c 10 -n 50 -w 10 127.0.0.1 "$P" alice@localhost "$d/acks" & sender=$!
+	# -w 30: every client pauses 30 ms after each message, so the sending
+	# lasts at least 1.5 s and the kills below happen during it, however
+	# fast or loaded the machine is (with -w 10, a loaded machine once let
+	# the sending end after 2 kills)
+	"$TOP/tests/stress" send -c 10 -n 50 -w 30 127.0.0.1 "$P" alice@localhost "$d/acks" & sender=$!
 	PIDS+=("$sender")
 	for ((i = 0; i < 3000; i++)); do
 		alive "$sender" || break

@@ -210,7 +210,7 @@ $(sed -e "s/:$P /:P /" -e 's/ reply=.*//' "$d/err")"
 	start_server "$T/send/old.log" "$TOP/tests/fakesmtp" -a 127.0.0.1 -p 0 heloonly
 	# 7-bit: an old server offers no 8BITMIME (RFC 6152), see the peers group
 	printf 'Subject: old\r\n\r\nplain ASCII\r\n' | "$SEND" -v -S "127.0.0.1:$PORT" -H client.example -f s@example.com x@old.example 2>"$d/err"; rc=$?
-	check "EHLO refused: HELO instead, sent" "0|S: 502 5.5.1 what is EHLO?|C: HELO client.example|C: MAIL FROM:<s@example.com>" \
+	check "EHLO refused: HELO instead, sent" "0|S: 500 Syntax error, command unrecognized|C: HELO client.example|C: MAIL FROM:<s@example.com>" \
 		"$rc|$(grep -a -A1 'C: EHLO' "$d/err" | tail -n 1 | sed 's/^smtp_send: //')|$(grep -a 'C: HELO' "$d/err" | sed 's/^smtp_send: //')|$(grep -a 'C: MAIL' "$d/err" | sed 's/^smtp_send: //')"
 	stop_pid "$SPID"
 

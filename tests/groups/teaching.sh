@@ -1,8 +1,8 @@
 # shellcheck shell=bash
 # tests/groups/teaching.sh, sourced by test.sh
 # the teaching layer: make demo, the lab, the ladder, NOTES.md's figures
-# Groups: demo demo_zh lab notes
-TEST_GROUPS+=(demo demo_zh lab notes)
+# Groups: demo demo_zh lab notes by_hand
+TEST_GROUPS+=(demo demo_zh lab notes by_hand)
 
 # ---- tests: the teaching layer ------------------------------------------------------
 
@@ -254,4 +254,23 @@ print(quopri.encodestring(t).decode().strip(), base64.b64encode(t).decode(), "ä¾
 	else
 		skip "NOTES Part 9's worked examples against Python: /usr/bin/python3 is not installed"
 	fi
+}
+
+t_by_hand() {
+	# tests/chat -i, the fallback README and NOTES give for a machine
+	# without nc or telnet: what is typed goes out with CR LF (smtpd -v
+	# sees no bare LF), the replies come back, the message is stored
+	start_smtpd byhand -m mail -v
+	local d=$T/byhand out
+	mkdir -p "$d/mail/alice"
+	out=$(printf 'EHLO me\nMAIL FROM:<a@b.test>\nRCPT TO:<alice@localhost>\nDATA\nSubject: by hand\n\nhello\n.\nQUIT\n' |
+		"$CHAT" -i 127.0.0.1 "$PORT" | norm | grep -v '^250-')
+	check "chat -i: typed lines go out with CR LF, the session as with nc -C" "220 mx.test ESMTP
+250 HELP
+250 2.1.0 Sender <a@b.test> OK
+250 2.1.5 Recipient <alice@localhost> OK
+354 End data with <CR><LF>.<CR><LF>
+250 2.0.0 Ok: stored as ID
+221 2.0.0 mx.test closing connection|0|1" "$out|$(grep -c 'bare LF' "$d/log")|$(count_files "$d/mail/alice/new")"
+	stop_pid "$SPID"
 }
