@@ -3388,8 +3388,9 @@ static void bounce_text(struct buffer *m, const struct entry *e, struct recipien
 	int i;
 
 	buffer_printf(m, "This is the mail system at host %s.\n\n"
-		      "Your message (queue id %s) could not be delivered to the\n"
-		      "recipients below; it will not be tried again.\n\n", opt.helo, e->id);
+		      "Your message (queue id %s)\n"
+		      "could not be delivered to the recipients below;\n"
+		      "it will not be tried again.\n\n", opt.helo, e->id);
 	for (i = 0; i < n; i++) {
 		struct recipient *r = rv[i];
 		snprintf(who, sizeof who, "<%s>: ", r->addr);

@@ -106,6 +106,7 @@
 
 #define CMD_LINE_MAX   512  /* RFC 5321 4.5.3.1.4: command line, CRLF included */
 #define REPLY_LINE_MAX 512  /* RFC 5321 4.5.3.1.5: reply line, CRLF included */
+#define RECEIVED_LINE_MAX 77 /* RFC 5322 2.1.1: header lines SHOULD be under 78 */
 #define ECHO_MAX        64  /* a client's words quoted in a reply, at most */
 #define LABEL_MAX       63  /* RFC 1035 2.3.4: one label of a domain */
 #define SIZE_DIGITS     20  /* RFC 1870 3: size-value = 1*20DIGIT */
@@ -2091,6 +2092,28 @@ static void new_id(char *id, size_t size)
 		 ts.tv_nsec / 1000, (long)getpid(), ++deliveries_made);
 }
 
+/* The last clause of a header field: on the same line after a space if
+ * that line stays within RECEIVED_LINE_MAX characters, else on a new one
+ * (a fold: LF, stored as CRLF on the wire, and a tab; RFC 5322 2.2.3),
+ * as RFC 5322 2.1.1 asks (lines SHOULD be under 78).  Only the date is
+ * folded this way: the "by" line holds our id, which is longer than the
+ * room a date needs, so the date always goes on a line of its own there,
+ * and after "for <address>" the address alone decides.  The layout does
+ * not depend on the pid's length: tests and NOTES figures stay stable. */
+static int fold_clause(struct buffer *b, const char *clause)
+{
+	const char *bol = b->data;
+	size_t col, i, n = strlen(clause);
+
+	for (i = 0; i < b->len; i++)            /* the current line starts after the last LF */
+		if (b->data[i] == '\n')
+			bol = b->data + i + 1;
+	col = (size_t)(b->data + b->len - bol);
+	if (col + 1 + n > RECEIVED_LINE_MAX)
+		return buffer_printf(b, "\n\t%s", clause);
+	return buffer_printf(b, " %s", clause);
+}
+
 /* RFC 5321 4.4 trace line.  "for" only with one recipient, so Bcc
  * recipients never see each other's addresses.  The id clause is ID =
  * "id" ( Atom / msg-id ); our id has dots, which an Atom may not, so it
@@ -2112,7 +2135,7 @@ static int build_received(const struct session *s, const char *id, struct buffer
 		return -1;
 	if (s->nrcpt == 1 && buffer_printf(b, "\n\tfor <%s>", s->first_rcpt) < 0)
 		return -1;
-	return buffer_printf(b, "; %s\n", date);
+	return buffer_add(b, ";", 1) < 0 || fold_clause(b, date) < 0 ? -1 : buffer_add(b, "\n", 1);
 }
 
 /* Create path (it must not exist), write head and message, fsync.  On any

@@ -160,10 +160,11 @@ rcpt <\"john doe\"@Remote.Example>
 rcpt <bob@remote.example>
 
 Received: from c ([127.0.0.1])
-	by mx.test with SMTP id <$(basename "$q")@mx.test>; DATE
+	by mx.test with SMTP id <$(basename "$q")@mx.test>;
+	DATE
 Subject: q
 
-body" "$(sed -E -e 's/^(arrival|next) [0-9]+$/\1 N/' -e 's/; [A-Z][a-z]{2}, .*/; DATE/' "$q")"
+body" "$(sed -E -e 's/^(arrival|next) [0-9]+$/\1 N/' -e 's/^\t[A-Z][a-z]{2}, [0-9]{2} [A-Z][a-z]{2} [0-9]{4} [0-9:]{8} [-+][0-9]{4}$/\tDATE/' "$q")"
 	check "queue: nothing left in tmp/" "0" "$(count_files "$T/relay2/queue/tmp")"
 	stop_pid "$SPID"
 }

@@ -290,6 +290,8 @@ Status: 5.1.1
 Remote-MTA: dns; mx1.example.org
 Diagnostic-Code: smtp; 550 5.1.1 <nobody@example.org>: User unknown" \
 		"$(sed -n '/^Final-Recipient/,/^Diagnostic-Code/p' "$b")"
+	check "bounce: no line over 78 characters, its text nor the returned Received: (RFC 5322 2.1.1)" "" \
+		"$(awk 'length($0) > 78 { print NR ": " $0 }' "$b")"
 	check "bounce: the original headers are returned" "1" \
 		"$(sed -n '/^Content-Type: text\/rfc822-headers/,$p' "$b" | grep -c '^Subject: queued')"
 

@@ -143,7 +143,7 @@ t_demo_zh() {
     | C: MAIL FROM:<张三@例子.测试> SIZE=<n> BODY=8BITMIME SMTPUTF8" \
 		"$(step 3 | grep -E '^    \| (S: 250-SMTPUTF8|C: MAIL)' | sed 's/SIZE=[0-9]*/SIZE=<n>/')"
 	check "demo-zh: 李四's Maildir has a UTF-8 name, the message came with UTF8SMTP" \
-		"    | 李四|1" "$(step 4 | grep -x '    | 李四')|$(step 4 | grep -c 'by mx.xn--fsqu00a.xn--0zwm56d with UTF8SMTP id')"
+		"    | 李四|1" "$(step 4 | grep -x '    | 李四')|$(step 4 | grep -c 'by mx.xn--fsqu00a.xn--0zwm56d with UTF8SMTP')"
 	check "demo-zh: the old server: no address downgrade (553 5.6.7 for 张三@例子.测试)" \
 		"    | <wang@legacy.example.com> failed relay=mx.legacy.example.com[127.0.0.7]:<port> reply=\"553 5.6.7 non-ASCII sender, server does not offer SMTPUTF8\"" \
 		"$(step 5 | grep failed | sed 's/:[0-9]* reply/:<port> reply/')"
