@@ -2268,7 +2268,8 @@ static char *item_address(char *item)
 /*
  * The addresses of one To:/Cc:/Bcc: value (RFC 5322 3.4): a comma list of
  * "addr", "Name <addr>", "\"Last, First\" <addr>", comments "(...)", and
- * groups "name: a, b;".  Commas inside quotes, <> or () do not split.
+ * groups "name: a, b;".  Commas inside quotes, <> or () do not split;
+ * inside quotes and comments a backslash escapes the next byte.
  */
 static int parse_address_list(struct job *j, const char *v)
 {
@@ -2291,11 +2292,21 @@ static int parse_address_list(struct job *j, const char *v)
 				return bad ? -1 : 0;
 			continue;
 		}
+		if ((quoted || comment) && c == '\\' && v[1]) {
+			/* RFC 5322 3.2.1: a quoted-pair is the next byte as it is, so
+			 * \" does not end the quotes, and "a\\" does */
+			if (!comment && n + 2 < sizeof item) {
+				item[n++] = c;
+				item[n++] = v[1];
+			}
+			v++;
+			continue;
+		}
 		if (comment) {
 			comment += (c == '(') - (c == ')');
 			continue;
 		}
-		if (c == '"' && (n == 0 || item[n - 1] != '\\'))
+		if (c == '"')
 			quoted = !quoted;
 		else if (!quoted && c == '(') {
 			comment = 1;

@@ -189,6 +189,21 @@ t_peer_inject() {
 		"$rc|$(grep -a -c 'RCPT' "$T/peerinject.in")"
 	out=$(printf 'To: "a\001b"@p.test\nSubject: t\n\nx\n' | "$SEND" -t -S "127.0.0.1:$PORT" -f s@c.test 2>&1); rc=$?
 	check "-t: a control byte in a header address: 65" "65" "$rc"
+	# RFC 5322 3.2.1: "Smith\\" is a display name that ends in a
+	# backslash; its closing quote ends the quotes, and the recipients
+	# after it are recipients (they were dropped without a word, exit 0)
+	: >"$T/peerinject.in"
+	out=$(printf '%s\n' 'To: "Smith\\" <x@p.test>, y@p.test' 'Bcc: "a\"b" <z@p.test>, w@p.test' \
+		'Subject: t' '' 'x' | "$SEND" -t -S "127.0.0.1:$PORT" -f s@c.test 2>&1); rc=$?
+	check "-t: a quoted-pair in a display name: every recipient after it is sent to" \
+		"0|RCPT TO:<x@p.test> RCPT TO:<y@p.test> RCPT TO:<z@p.test> RCPT TO:<w@p.test>" \
+		"$rc|$(grep -a '^RCPT' "$T/peerinject.in" | tr -d '\r' | tr '\n' ' ' | sed 's/ $//')"
+	: >"$T/peerinject.in"
+	out=$(printf '%s\n' 'To: x@p.test (c \) d, e), y@p.test' 'Subject: t' '' 'x' |
+		"$SEND" -t -S "127.0.0.1:$PORT" -f s@c.test 2>&1); rc=$?
+	check "-t: a quoted-pair in a comment: its ')' does not end it" \
+		"0|RCPT TO:<x@p.test> RCPT TO:<y@p.test>" \
+		"$rc|$(grep -a '^RCPT' "$T/peerinject.in" | tr -d '\r' | tr '\n' ' ' | sed 's/ $//')"
 	stop_pid "$SPID"
 }
 
