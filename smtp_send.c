@@ -547,6 +547,7 @@ struct rr {
 struct dns_answer {
 	enum dns_status status;
 	int nrr;
+	int mx_lost;                            /* MX records beyond DNS_MAX_RR, not kept */
 	struct rr rr[DNS_MAX_RR];
 	char why[160];                          /* for DNS_TEMP */
 };
@@ -718,6 +719,34 @@ static int dns_parse_record(const unsigned char *m, size_t len, size_t *off, str
 }
 
 /*
+ * The record just parsed into a->rr[a->nrr] is kept.  An answer may hold
+ * more records than DNS_MAX_RR (over TCP, thousands); the last slot is
+ * then spare, and an MX record parsed into it takes the place of the
+ * worst MX kept if it is better.  So the best MX records survive in
+ * whatever order the server lists them, as route_mx() needs (RFC 5321
+ * 5.1: sort all, then cut).
+ */
+static void dns_keep(struct dns_answer *a)
+{
+	const struct rr *r = &a->rr[a->nrr];
+	int i, worst = -1;
+
+	if (a->nrr < DNS_MAX_RR - 1) {
+		a->nrr++;
+		return;
+	}
+	if (r->type != T_MX)
+		return;
+	a->mx_lost++;                           /* this one, or the one it replaces */
+	for (i = 0; i < a->nrr; i++)
+		if (a->rr[i].type == T_MX && a->rr[i].pref > r->pref &&
+		    (worst < 0 || a->rr[i].pref > a->rr[worst].pref))
+			worst = i;
+	if (worst >= 0)
+		a->rr[worst] = *r;
+}
+
+/*
  * Check and parse an answer to (id, name, type).  Returns 1 if it is the
  * answer (a->status set), 0 if it is not ours (wrong id or question: keep
  * waiting), -1 if it is ours but malformed (a->why says how).
@@ -729,7 +758,7 @@ static int dns_parse(const unsigned char *m, size_t len, unsigned id, const char
 	size_t off = 12;
 	unsigned ancount, i, rcode;
 
-	a->nrr = 0;
+	a->nrr = a->mx_lost = 0;
 	if (len < 12 || get16(m) != id || !(m[2] & 0x80))
 		return 0;                       /* not an answer to our query */
 	if (get16(m + 4) != 1 || dns_read_name(m, len, &off, qname) != 0 || off + 4 > len ||
@@ -756,8 +785,8 @@ static int dns_parse(const unsigned char *m, size_t len, unsigned id, const char
 		int r = dns_parse_record(m, len, &off, &a->rr[a->nrr], a->why, sizeof a->why);
 		if (r < 0)
 			return -1;
-		if (r > 0 && a->nrr < DNS_MAX_RR - 1)
-			a->nrr++;
+		if (r > 0)
+			dns_keep(a);
 	}
 	a->status = DNS_OK;
 	return 1;
@@ -1251,7 +1280,7 @@ static void route_mx(const char *domain, const struct dns_answer *a, struct rout
 	mx_sort(mx, n);
 	kept = relaying ? mx_drop_self(mx, n, domain) : n;
 	r->dropped = n - kept;
-	r->cut = kept > MX_MAX ? kept - MX_MAX : 0;
+	r->cut = (kept > MX_MAX ? kept - MX_MAX : 0) + (kept == n ? a->mx_lost : 0);
 	if (n > 0 && kept == 0) {
 		r->status = ROUTE_LOOP;
 		set_text(r->why, sizeof r->why, "554 5.4.6 mail for %s loops back to myself", domain);

@@ -42,6 +42,11 @@ many_zone() {
 	for ((i = 50; i >= 11; i--)); do echo "many.test MX $i mx$i.many.test"; done
 	echo "mx11.many.test A 127.0.0.24"
 	echo "mx12.many.test A 127.0.0.24"
+	# huge.test: 100 MX records, 200 down to 101, worst first: more than
+	# an answer's records smtp_send keeps (DNS_MAX_RR), so over TCP
+	echo "huge.test TRUNCATE"
+	for ((i = 200; i >= 101; i--)); do echo "huge.test MX $i mx$i.huge.test"; done
+	echo "mx101.huge.test A 127.0.0.24"
 }
 
 # put_entry QUEUE NAME ENVELOPE-LINE... < message: a queue entry written
@@ -214,6 +219,10 @@ t_peer_mx() {
 	check "40 MX listed worst first: the best 16 (11-26) are kept, sorted" \
 		"0|$(seq 11 26 | tr '\n' ' ')|  24 worse MX records not kept: the best 16 are tried" \
 		"$rc|$(echo "$out" | sed -n 's/^    \([0-9]*\) mx.*/\1/p' | tr '\n' ' ')|$(echo "$out" | tail -n 1)"
+	out=$("$SEND" -R "$DNS" -M huge.test); rc=$?
+	check "100 MX over TCP, worst first: the best 16 (101-116) survive the records kept per answer" \
+		"0|$(seq 101 116 | tr '\n' ' ')|    101 mx101.huge.test: 127.0.0.24|  84 worse MX records not kept: the best 16 are tried" \
+		"$rc|$(echo "$out" | sed -n 's/^    \([0-9]*\) mx.*/\1/p' | tr '\n' ' ')|$(echo "$out" | sed -n 3p)|$(echo "$out" | tail -n 1)"
 	out=$("$SEND" -v -R "$DNS" -M mixed.test 2>&1); rc=$?
 	check "an MX with odd bytes in its name is skipped, the others stay (and -v says so)" \
 		"0|    10 mx11.many.test: 127.0.0.24|1" \
