@@ -2390,11 +2390,17 @@ static size_t take_header_recipients(struct job *j, char *h, size_t hlen, int *b
 	return out;
 }
 
-static void rfc5322_date(time_t t, char *out, size_t size)
+/* RFC 5322 3.3 date-time.  Returns -1 (out "") for a time the calendar
+ * of struct tm cannot hold (an arrival line of 99999999999999999):
+ * localtime_r() fails then, and its tm must not be read. */
+static int rfc5322_date(time_t t, char *out, size_t size)
 {
 	struct tm tm;
-	localtime_r(&t, &tm);
-	strftime(out, size, "%a, %d %b %Y %H:%M:%S %z", &tm);
+
+	out[0] = '\0';
+	if (!localtime_r(&t, &tm) || strftime(out, size, "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
+		return -1;
+	return 0;
 }
 
 /*
@@ -3298,6 +3304,7 @@ static int entry_number(const char *v, long long *out)
  * "sender" and "arrival" are required, and one "rcpt" at least: without them the
  * entry is malformed (why[] says how) and left alone, never guessed (a
  * null sender would discard its bounces, arrival 0 expire it at once).
+ * arrival, next and attempts are numbers of 0 or more, attempts an int.
  * The message follows the empty line.
  */
 static int parse_entry(const char *name, char *text, size_t len, struct entry *e, struct job *j,
@@ -3306,6 +3313,7 @@ static int parse_entry(const char *name, char *text, size_t len, struct entry *e
 	char *p = text, *end = text + len, addr[ADDR_SIZE];
 	const char *bad = NULL;
 	int version = 0, sender = 0, arrival = 0;
+	long long n;
 
 	memset(e, 0, sizeof *e);
 	if (!safe_id(name)) {
@@ -3342,7 +3350,8 @@ static int parse_entry(const char *name, char *text, size_t len, struct entry *e
 		} else if (strcmp(p, "smtputf8 yes") == 0) {
 			e->smtputf8 = 1;
 		} else if (strncmp(p, "attempts ", 9) == 0) {
-			e->attempts = atoi(v);
+			bad = entry_number(v, &n) < 0 || n > INT_MAX ? "bad attempts line" : NULL;
+			e->attempts = bad ? 0 : (int)n;
 		} else if (strncmp(p, "next ", 5) == 0) {
 			bad = entry_number(v, &e->next) < 0 ? "bad next line" : NULL;
 		} else if (strncmp(p, "rcpt ", 5) == 0) {
@@ -3482,14 +3491,17 @@ static int write_bounce(const struct entry *e, struct recipient **rv, int n, cha
 	new_id(id, idsize);
 	make_boundary(id, boundary, sizeof boundary);
 	rfc5322_date(time(NULL), date, sizeof date);
-	rfc5322_date((time_t)e->arrival, arrived, sizeof arrived);
+	if (rfc5322_date((time_t)e->arrival, arrived, sizeof arrived) < 0)
+		VERBOSE("queue: arrival %lld is no date: the bounce has no Arrival-Date", e->arrival);
 	buffer_printf(&m, "From: Mail Delivery System <MAILER-DAEMON@%s>\nTo: <%s>\n", opt.helo, e->sender);
 	buffer_printf(&m, "Subject: Undelivered Mail Returned to Sender\nDate: %s\n", date);
 	buffer_printf(&m, "Message-ID: <%s@%s>\nAuto-Submitted: auto-replied\nMIME-Version: 1.0\n", id, opt.helo);
 	buffer_printf(&m, "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"%s\"\n\n", boundary);
 	buffer_printf(&m, "This is a MIME-encapsulated message.\n");
 	bounce_text(&part[0], e, rv, n);
-	buffer_printf(&part[1], "Reporting-MTA: dns; %s\nX-Queue-ID: %s\nArrival-Date: %s\n", opt.helo, e->id, arrived);
+	buffer_printf(&part[1], "Reporting-MTA: dns; %s\nX-Queue-ID: %s\n", opt.helo, e->id);
+	if (arrived[0])                         /* RFC 3464 2.2.5: optional */
+		buffer_printf(&part[1], "Arrival-Date: %s\n", arrived);
 	for (i = 0; i < n; i++) {               /* RFC 3464 2.3: per recipient */
 		buffer_printf(&part[1], "\nFinal-Recipient: rfc822; %s\nAction: failed\nStatus: %s\n",
 			      rv[i]->addr, rv[i]->dsn);
@@ -3616,7 +3628,7 @@ static void settle_entry(const char *path, const struct entry *e, struct job *j,
 	}
 	if (keep && bounce && nkeep > 0) {
 		struct entry later = *e;
-		later.attempts++;
+		later.attempts += later.attempts < INT_MAX;     /* a count, not a wrap */
 		later.next = now + backoff(e->attempts);
 		st->deferred += nkeep;
 		if (write_entry(&later, keep, nkeep) == 0)
