@@ -1920,16 +1920,25 @@ static int smtp_envelope(struct conn *c, const struct job *j, const char *mta,
 		snprintf(line, sizeof line, "RCPT TO:<%s>\r\n", rv[i]->addr);
 		rcode = ext->pipelining ? read_reply(c, capped(TIMEOUT_RCPT), rreply, sizeof rreply)
 					: command(c, line, capped(TIMEOUT_RCPT), rreply, sizeof rreply);
-		if (rcode < 0)
+		if (rcode < 0) {
 			code = -1;              /* lost, or 421: no more reading */
-		else if (!mail_ok)
+		} else if (rcode / 100 == 3) {
+			/* RFC 5321 4.3.2: RCPT has no 3xx reply; a server that
+			 * sends one is out of step (a 354 meant for DATA?), and
+			 * says nothing about the recipient: not a failure */
+			set_text(c->error, sizeof c->error,
+				 "451 4.5.0 protocol error: the server answered RCPT with %d", rcode);
+			snprintf(c->dsn, sizeof c->dsn, "4.5.0");
+			code = -1;
+		} else if (!mail_ok) {
 			continue;               /* pipelined RCPTs after a refused MAIL */
-		else if (rcode / 100 == 2)
+		} else if (rcode / 100 == 2) {
 			naccepted += accepted[i] = 1;
-		else if (naccepted > 0 && too_many_recipients(rcode, rreply))
+		} else if (naccepted > 0 && too_many_recipients(rcode, rreply)) {
 			set_result(rv[i], POSTPONED, c->label, mta, rreply, rcode);
-		else
+		} else {
 			set_result(rv[i], rcode / 100 == 4 ? DEFERRED : FAILED, c->label, mta, rreply, rcode);
+		}
 	}
 	return code;
 }

@@ -24,6 +24,7 @@
  *   data250    DATA is answered 250 instead of 354 (out of step)
  *   rcpt421    the second RCPT of a transaction gets 421, yet the server
  *              goes on as if nothing happened
+ *   rcpt354    the second RCPT of a transaction gets 354 (out of step)
  *   limit5     at most 5 RCPTs per transaction: 452 4.5.3 for the others
  *   rcptlong   every RCPT gets a 550 reply of 1,020 octets
  * -n names the server in the greeting [fake.test], -e in the EHLO reply
@@ -118,6 +119,8 @@ static int command(int fd, const char *cmd, int *rcpts, int *in_data)
 		++*rcpts;
 		if (is("rcpt451"))
 			put(fd, "451 4.3.0 try again later\r\n");
+		else if (is("rcpt354") && *rcpts == 2)
+			put(fd, "354 go ahead\r\n");
 		else if (is("rcpt421") && *rcpts == 2)
 			put(fd, "421 4.3.2 fake.test closing the connection\r\n");
 		else if (is("limit5") && *rcpts > 5)

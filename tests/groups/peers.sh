@@ -262,6 +262,14 @@ t_peer_data() {
 	check "queue: DATA answered 250: the entry is kept, not lost" "75|1|attempts 1" \
 		"$rc|$(count_files "$q/entries")|$(grep '^attempts' "$q/entries/1795000000.M1P1Q1")"
 	stop_pid "$SPID"
+	# RFC 5321 4.3.2: RCPT has no 3xx reply; a 354 to it is a server out
+	# of step, not a refusal (it failed the recipient: a bounce for good)
+	fake peerdata354 rcpt354
+	out=$(printf 'Subject: d\n\nbody354\n' | "$SEND" -S "127.0.0.1:$PORT" -f s@c.test r1@p.test r2@p.test 2>&1); rc=$?
+	check "RCPT answered 354: both deferred (75) as a protocol error, no message sent" \
+		"75|2|0" \
+		"$rc|$(echo "$out" | grep -c 'deferred relay=127.0.0.1\[127.0.0.1\]:[0-9]* reply="451 4.5.0 protocol error: the server answered RCPT with 354"')|$(grep -a -c body354 "$T/peerdata354.in")"
+	stop_pid "$SPID"
 }
 
 t_peer_wire() {
