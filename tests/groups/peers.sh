@@ -369,9 +369,9 @@ t_peer_entry() {
 	put_entry "$q" e8 'version 2' "arrival $now" 'sender <s@c.test>' 'attempts -1' 'next 0' \
 		'rcpt <x@later.test>' <<<$'Subject: negative\n\nx'
 	"$SEND" -q "$q" -R "$DNS" -P "$P" -T 2 2>"$T/peerentry/run4"; rc=$?
-	check "attempts 2147483647: deferred, still 2147483647; 2147483648 and -1: malformed, left alone" \
-		"75|attempts 2147483647|1|1|broken=2" \
-		"$rc|$(grep '^attempts' "$q/entries/e6")|$(grep -c 'e7: queue: malformed entry (bad attempts line), left alone' "$T/peerentry/run4")|$(grep -c 'e8: queue: malformed entry (bad attempts line), left alone' "$T/peerentry/run4")|$(grep -o 'broken=[0-9]*' "$T/peerentry/run4")"
+	check "attempts 2147483647: deferred, still 2147483647, rescheduled; 2147483648 and -1: malformed, left alone" \
+		"75|attempts 2147483647|0|yes|1|1|broken=2" \
+		"$rc|$(grep '^attempts' "$q/entries/e6")|$(grep -c 'ended abnormally' "$T/peerentry/run4")|$([ "$(sed -n 's/^next //p' "$q/entries/e6")" -gt "$now" ] && echo yes)|$(grep -c 'e7: queue: malformed entry (bad attempts line), left alone' "$T/peerentry/run4")|$(grep -c 'e8: queue: malformed entry (bad attempts line), left alone' "$T/peerentry/run4")|$(grep -o 'broken=[0-9]*' "$T/peerentry/run4")"
 	rm -f "$q/entries/"*
 	stop_pid "$mx"
 	# addresses as smtpd keeps them: between the first '<' and the last '>'
