@@ -2313,22 +2313,32 @@ static int parse_address_list(struct job *j, const char *v)
 {
 	char item[1024];
 	size_t n = 0;
-	int quoted = 0, comment = 0, angle = 0, bad = 0;
+	int quoted = 0, comment = 0, angle = 0, literal = 0, cut = 0, bad = 0;
 
 	for (;; v++) {
 		char c = *v;
-		if (c == '\0' || (!quoted && !comment && !angle && (c == ',' || c == ';'))) {
+		if (c == '\0' || (!quoted && !comment && !angle && !literal && (c == ',' || c == ';'))) {
 			char *p;
 			item[n] = '\0';
 			p = item_address(item);
 			while (isspace((unsigned char)*p))
 				p++;
-			if (*p && !add_recipient(j, p))
+			if (cut)                /* never send to what is left of it */
+				note("an address list item over %zu octets", sizeof item - 1);
+			else if (*p && !add_recipient(j, p))
 				bad = 1;
-			n = 0;
-			if (c == '\0')
-				return bad ? -1 : 0;
-			continue;
+			bad |= cut;
+			n = 0, cut = 0;
+			if (c != '\0')
+				continue;
+			/* an unclosed quote, comment, '<' or '[' hid the rest of
+			 * the list: a data error, not recipients silently lost */
+			if (quoted || comment || angle || literal) {
+				note("unclosed %s in an address list", quoted ? "quotes" :
+				     comment ? "comment" : angle ? "'<'" : "'['");
+				bad = 1;
+			}
+			return bad ? -1 : 0;
 		}
 		if ((quoted || comment) && c == '\\' && v[1]) {
 			/* RFC 5322 3.2.1: a quoted-pair is the next byte as it is, so
@@ -2353,12 +2363,18 @@ static int parse_address_list(struct job *j, const char *v)
 			angle = 1;
 		else if (!quoted && c == '>')
 			angle = 0;
-		else if (!quoted && !angle && c == ':') {
-			n = 0;                  /* "group-name:" is not an address */
+		else if (!quoted && c == '[')   /* x@[IPv6:::1]: its ':' starts no group */
+			literal = 1;
+		else if (!quoted && c == ']')
+			literal = 0;
+		else if (!quoted && !angle && !literal && c == ':') {
+			n = 0, cut = 0;         /* "group-name:" is not an address */
 			continue;
 		}
 		if (n < sizeof item - 1)
 			item[n++] = c;
+		else
+			cut = 1;
 	}
 }
 

@@ -209,6 +209,20 @@ t_peer_inject() {
 	check "-t: a quoted-pair in a comment: its ')' does not end it" \
 		"0|RCPT TO:<x@p.test> RCPT TO:<y@p.test>" \
 		"$rc|$(grep -a '^RCPT' "$T/peerinject.in" | tr -d '\r' | tr '\n' ' ' | sed 's/ $//')"
+	: >"$T/peerinject.in"
+	out=$(printf '%s\n' 'To: x@[IPv6:::1], group: y@p.test;' 'Subject: t' '' 'x' |
+		"$SEND" -t -S "127.0.0.1:$PORT" -f s@c.test 2>&1); rc=$?
+	check "-t: the ':' of an IPv6 literal starts no group, a group's does" \
+		"0|RCPT TO:<x@[IPv6:::1]> RCPT TO:<y@p.test>" \
+		"$rc|$(grep -a '^RCPT' "$T/peerinject.in" | tr -d '\r' | tr '\n' ' ' | sed 's/ $//')"
+	local open
+	for open in 'x@p.test (a "b, y@p.test' '"x, y@p.test' 'x@p.test, <y@p.test, z@p.test'; do
+		: >"$T/peerinject.in"
+		out=$(printf '%s\n' "To: $open" 'Subject: t' '' 'x' |
+			"$SEND" -t -S "127.0.0.1:$PORT" -f s@c.test 2>&1); rc=$?
+		check "-t: To: $open: unclosed, a data error (65), nothing sent" "65|0|1" \
+			"$rc|$(grep -ac '^RCPT' "$T/peerinject.in")|$(echo "$out" | grep -c 'unclosed')"
+	done
 	stop_pid "$SPID"
 }
 
