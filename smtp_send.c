@@ -1781,7 +1781,10 @@ static void quit(struct conn *c)
 	conn_close(c);
 }
 
-struct extensions { int pipelining, size, eightbit, smtputf8; };   /* from the EHLO reply */
+struct extensions {                     /* from the EHLO reply */
+	int pipelining, size, eightbit, smtputf8;
+	unsigned long size_limit;       /* "SIZE n" (RFC 1870 4); 0: none given */
+};
 
 static struct job *fit_message(struct job *j, const struct extensions *ext, const char *label,
 			       const char *mta, struct recipient **rv, int n, struct job *alt,
@@ -1798,6 +1801,24 @@ static int is_keyword(const char *p, size_t n, const char *keyword)
 	return n == strlen(keyword) && strncasecmp(p, keyword, n) == 0;
 }
 
+/* The number after "SIZE " (RFC 1870 4: the largest message the server
+ * takes; 0 or none: no fixed limit).  One that does not fit is no limit
+ * we could reach either. */
+static unsigned long size_parameter(const char *p, size_t n)
+{
+	unsigned long v = 0;
+	size_t i;
+
+	if (n < 2 || p[0] != ' ')
+		return 0;
+	for (i = 1; i < n && isdigit((unsigned char)p[i]); i++) {
+		if (v > (ULONG_MAX - 9) / 10)
+			return 0;
+		v = v * 10 + (unsigned long)(p[i] - '0');
+	}
+	return i == n ? v : 0;
+}
+
 /* RFC 5321 4.1.1.1: after the first line, each line of the EHLO reply
  * names one extension, a keyword and its parameters.  Each line is
  * measured before it is read: a bare "250" line names nothing. */
@@ -1811,7 +1832,10 @@ static void ehlo_extensions(const char *reply, struct extensions *ext)
 			while (4 + k < len && line[4 + k] != ' ')
 				k++;
 			ext->pipelining |= is_keyword(line + 4, k, "PIPELINING");
-			ext->size |= is_keyword(line + 4, k, "SIZE");
+			if (is_keyword(line + 4, k, "SIZE")) {
+				ext->size = 1;
+				ext->size_limit = size_parameter(line + 4 + k, len - 4 - k);
+			}
 			ext->eightbit |= is_keyword(line + 4, k, "8BITMIME");
 			ext->smtputf8 |= is_keyword(line + 4, k, "SMTPUTF8");
 		}
@@ -2965,6 +2989,22 @@ static int pending(struct recipient **rv, int n, int only_8bit)
 	return k;
 }
 
+/* RFC 1870 7: a message larger than the server's "SIZE n" is not sent
+ * at all; the limit is the server's policy, so the recipients fail (as
+ * Postfix's client does), they are not tried again later. */
+static int within_size_limit(const struct job *send, const struct extensions *ext,
+			     struct recipient **rv, int n, const char *label, const char *mta)
+{
+	char reply[160];
+
+	if (!ext->size_limit || send->size <= ext->size_limit)
+		return 1;
+	snprintf(reply, sizeof reply, "552 5.3.4 message size %lu exceeds the server's limit of %lu (SIZE)",
+		 (unsigned long)send->size, ext->size_limit);
+	fail_pending(rv, n, 0, label, mta, reply, "5.3.4");
+	return 0;
+}
+
 /* Why this transaction needs SMTPUTF8 (RFC 6531 3.4: an address that is
  * not ASCII; RFC 6532: UTF-8 in the header), for -v; "" when it does not. */
 static void utf8_reasons(const struct job *j, struct recipient **rv, int n, char *out, size_t size)
@@ -3012,7 +3052,7 @@ static struct job *fit_message(struct job *j, const struct extensions *ext, cons
 		header = j->hdr8 && pending(rv, n, 0);
 	}
 	if (!header && !(j->body8 && !ext->eightbit))
-		return pending(rv, n, 0) ? j : NULL;
+		return pending(rv, n, 0) && within_size_limit(j, ext, rv, n, label, mta) ? j : NULL;
 	if (!pending(rv, n, 0))
 		return NULL;
 	buffer_add(&in, j->msg, j->mlen);       /* a copy to work on, LF line ends */
@@ -3043,7 +3083,7 @@ static struct job *fit_message(struct job *j, const struct extensions *ext, cons
 	if (!pending(rv, n, 0))
 		return NULL;
 	make_wire(conv->data, conv->len, alt);
-	return alt;
+	return within_size_limit(alt, ext, rv, n, label, mta) ? alt : NULL;
 }
 
 /* ==== Delivery: by domain, host by host ========================================== */

@@ -9,7 +9,7 @@
 #         peer_wire peer_domain peer_limit peer_421 peer_entry peer_bounce
 #         peer_small peer_nagle peer_jobs
 TEST_GROUPS+=(peer_loop peer_ehlo peer_inject peer_mx peer_8bit peer_data peer_wire peer_domain
-	peer_limit peer_421 peer_entry peer_bounce peer_small peer_nagle peer_jobs)
+	peer_limit peer_421 peer_entry peer_bounce peer_small peer_nagle peer_jobs peer_size)
 
 PEER_ZONE='# the peers: 127.0.0.2x
 backup.test          MX    10 primary.backup.test
@@ -574,4 +574,28 @@ t_peer_jobs() {
 		"$(grep -l '^Final-Recipient: rfc822; nobody@sink.test' "$T"/peersink/mail/sender/new/* 2>/dev/null | wc -l | tr -d ' ')"
 	stop_pid "$sub"
 	stop_pid "$sink"
+}
+
+# RFC 1870 7: a message over the server's "SIZE n" is not sent at all.
+# The header is whole (From:, Date:, Message-ID:), so smtp_send adds
+# nothing and the size is what the test wrote: 1000 octets with CRLF.
+t_peer_size() {
+	start_smtpd peersize -m mail -s 1000 -v
+	local d=$T/peersize out rc n
+	mkdir -p "$d/mail/alice"
+	sized() {       # a message of $1 octets, CRLF counted
+		local head='From: s@c.test\nDate: Sat, 28 Nov 2026 12:00:00 +0000\nMessage-ID: <1@c.test>\nSubject: s\n\n'
+		printf "$head"
+		head -c $(($1 - $(printf "$head" | wc -c) - $(printf "$head" | wc -l) - 2)) /dev/zero | tr '\0' a
+		printf '\n'
+	}
+	out=$(sized 1000 | "$SEND" -S "127.0.0.1:$PORT" -f s@c.test alice@localhost 2>&1); rc=$?
+	check "a message of 1000 octets to SIZE 1000: sent, stored as 1000 octets" "0|1|1000" \
+		"$rc|$(count_files "$d/mail/alice/new")|$(sed -n '/^From: s@c.test$/,$p' "$(only_file "$d/mail/alice/new")" | sed 's/$/\r/' | wc -c | tr -d ' ')"
+	out=$(sized 1001 | "$SEND" -S "127.0.0.1:$PORT" -f s@c.test alice@localhost 2>&1); rc=$?
+	n=$(grep -c 'C: MAIL' "$d/log")
+	check "1001 octets: failed (69) with 552 5.3.4 at once, no MAIL sent" \
+		"69|smtp_send: <alice@localhost> failed relay=127.0.0.1[127.0.0.1]:$PORT reply=\"552 5.3.4 message size 1001 exceeds the server's limit of 1000 (SIZE)\"|1|1" \
+		"$rc|$out|$n|$(count_files "$d/mail/alice/new")"
+	stop_pid "$SPID"
 }
