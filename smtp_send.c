@@ -1967,6 +1967,27 @@ static int smtp_envelope(struct conn *c, const struct job *j, const char *mta,
 	return code;
 }
 
+/* A server that answered a pipelined DATA with 354 although nothing may
+ * be sent (no sender, no recipient) waits for data: a "." alone ends it
+ * with nothing in it (RFC 2920 3.1), so the next command is a command. */
+static int end_empty_data(struct conn *c, char *reply, size_t rsize)
+{
+	if (send_commands(c, ".\r\n", 3) < 0)
+		return -1;
+	return read_reply(c, capped(TIMEOUT_DOT), reply, rsize) < 0 ? -1 : 0;
+}
+
+/* The reply to a pipelined DATA after MAIL was refused: a refusal, as
+ * RFC 2920 3.1 asks, or a 354 out of step, which is ended empty. */
+static int data_refused(struct conn *c, char *reply, size_t rsize)
+{
+	int code = read_reply(c, capped(TIMEOUT_DATA), reply, rsize);
+
+	if (code == 354)
+		return end_empty_data(c, reply, rsize);
+	return code < 0 ? -1 : 0;
+}
+
 /* RFC 5321 4.1.1.4 DATA: 354, the message (dot-stuffed, 4.5.2), ".".
  * Returns the reply to "." (or the refusal of DATA: 4xx, 5xx), 0 when
  * there was nothing to send, -1 when the connection cannot be used. */
@@ -1988,11 +2009,8 @@ static int smtp_data(struct conn *c, const struct job *j, const struct extension
 		snprintf(c->dsn, sizeof c->dsn, "4.5.0");
 		return -1;
 	}
-	if (naccepted == 0) {                   /* RFC 2920 3.1: 354 anyway: end it empty */
-		if (send_commands(c, ".\r\n", 3) == 0)
-			read_reply(c, capped(TIMEOUT_DOT), reply, rsize);
-		return 0;
-	}
+	if (naccepted == 0)                     /* RFC 2920 3.1: 354 anyway: end it empty */
+		return end_empty_data(c, reply, rsize) < 0 ? -1 : 0;
 	/* The message and the "." that ends it go out in one write: a small
 	 * write after a large one would wait for the large one's ACK (Nagle),
 	 * which the receiver delays (NOTES, "What a message costs"). */
@@ -2028,7 +2046,7 @@ static int smtp_transaction(struct conn *c, const struct job *j, const char *mta
 	}
 	if (code >= 0 && code / 100 != 2) {     /* the sender was refused: all share it */
 		settle(rv, NULL, n, code, reply, c->label, mta);
-		if (ext->pipelining && read_reply(c, capped(TIMEOUT_DATA), reply, sizeof reply) < 0)
+		if (ext->pipelining && data_refused(c, reply, sizeof reply) < 0)
 			code = -1;              /* the reply to the pipelined DATA */
 	} else if (code >= 0) {
 		code = smtp_data(c, j, ext, naccepted, reply, sizeof reply);

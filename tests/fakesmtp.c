@@ -25,6 +25,8 @@
  *   rcpt421    the second RCPT of a transaction gets 421, yet the server
  *              goes on as if nothing happened
  *   rcpt354    the second RCPT of a transaction gets 354 (out of step)
+ *   mail550    MAIL gets 550, and yet DATA gets 354 (out of step: RFC
+ *              2920 3.1 wants 503 or 554 there)
  *   limit5     at most 5 RCPTs per transaction: 452 4.5.3 for the others
  *   rcptlong   every RCPT gets a 550 reply of 1,020 octets
  * -n names the server in the greeting [fake.test], -e in the EHLO reply
@@ -114,7 +116,7 @@ static int command(int fd, const char *cmd, int *rcpts, int *in_data)
 		ehlo(fd);
 	} else if (!strncasecmp(cmd, "MAIL", 4)) {
 		*rcpts = 0;
-		put(fd, "250 ok\r\n");
+		put(fd, is("mail550") ? "550 5.7.1 sender refused\r\n" : "250 ok\r\n");
 	} else if (!strncasecmp(cmd, "RCPT", 4)) {
 		++*rcpts;
 		if (is("rcpt451"))

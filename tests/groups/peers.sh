@@ -284,6 +284,14 @@ t_peer_data() {
 		"75|2|0" \
 		"$rc|$(echo "$out" | grep -c 'deferred relay=127.0.0.1\[127.0.0.1\]:[0-9]* reply="451 4.5.0 protocol error: the server answered RCPT with 354"')|$(grep -a -c body354 "$T/peerdata354.in")"
 	stop_pid "$SPID"
+	# MAIL refused, yet the pipelined DATA gets 354 (RFC 2920 3.1 wants
+	# 503 or 554): a "." alone ends it, so QUIT is a command, not data
+	fake peerdata550 mail550
+	out=$(printf 'Subject: d\n\nbody550\n' | "$SEND" -S "127.0.0.1:$PORT" -T 5 -f s@c.test r1@p.test r2@p.test 2>&1); rc=$?
+	check "MAIL refused, DATA 354 anyway: failed (69), an empty message ended, then QUIT" \
+		"69|2|DATA . QUIT|0" \
+		"$rc|$(echo "$out" | grep -c 'failed relay=127.0.0.1\[127.0.0.1\]:[0-9]* reply="550 5.7.1 sender refused"')|$(tr -d '\r' <"$T/peerdata550.in" | tail -n 3 | tr '\n' ' ' | sed 's/ $//')|$(grep -a -c body550 "$T/peerdata550.in")"
+	stop_pid "$SPID"
 }
 
 t_peer_wire() {
