@@ -1549,17 +1549,22 @@ static const struct command {
  * names); each is 1 to 63 octets, the whole at most 255.  Only the syntax
  * is checked: a name that is merely false must not be refused (4.1.4);
  * Received: shows the real address next to it.  What passes cannot carry
- * a CR, a TAB or a '(' into Received: or a reply.
+ * a CR, a TAB or a '(' into Received: or a reply.  So the literal is an
+ * IPv4 or IPv6 one: a General-address-literal "[tag:content]" may hold
+ * '(', ')', ';' and '"', and no host can have one (4.1.3: a tag must be
+ * registered with IANA, and IPv6 is the only tag there is).
  */
 static int valid_helo(const char *arg)
 {
 	char lit[DOMAIN_MAX + 1];
+	unsigned char bin[16];
 	const char *p, *end;
 	size_t label = 0;
-	int is_literal;
+	int is_literal, family;
 
 	if (arg[0] == '[')
-		return (end = parse_domain(arg, lit, &is_literal)) && *end == '\0';
+		return (end = parse_domain(arg, lit, &is_literal)) && *end == '\0' &&
+		       ((family = literal_address(lit, bin)) == AF_INET || family == AF_INET6);
 	for (p = arg; *p; p++) {
 		if (*p == '.' && label > 0)
 			label = 0;

@@ -121,13 +121,13 @@ t_helo_syntax() {
 	check "EHLO: domains (with '_'), 63-octet labels, 255 octets, address literals, a lying name: 250" "10" "$out"
 	out=$( { printf 'EHLO evil\rX-Injected:\tyes\r\n'
 		 for h in 'a b' 'evil\033[31m' 'a(b)' 'a..b' '.a' 'a.' "$long64.test" '[1.2.3]' '[foo' 'x\177' \
-			  "$long63.$long63.$long63.${long63:1}.b" 'a;b' 'c.test (lie)'; do printf "HELO $h\r\n"; done
+			  "$long63.$long63.$long63.${long63:1}.b" 'a;b' 'c.test (lie)' '[x:a);by(evil]'; do printf "HELO $h\r\n"; done
 		 printf 'QUIT\r\n'; } | "$CHAT" 127.0.0.1 "$PORT" | norm | sort | uniq -c | awk '{ $1 = $1; print }')
-	check "HELO/EHLO with CR, TAB, ESC, DEL, '(', a second word, bad labels, bad literals, 256 octets: 501 5.5.4" \
+	check "HELO/EHLO with CR, TAB, ESC, DEL, '(', a second word, bad labels, bad literals, a general literal (it may hold '(' and ';'), 256 octets: 501 5.5.4" \
 "1 220 mx.test ESMTP
 1 221 2.0.0 mx.test closing connection
 1 501 5.5.4 Syntax: EHLO takes one domain name or address literal
-13 501 5.5.4 Syntax: HELO takes one domain name or address literal" "$out"
+14 501 5.5.4 Syntax: HELO takes one domain name or address literal" "$out"
 	# the issue's reproduction: nothing of the injection reaches the message
 	printf 'EHLO evil\rX-Injected:\tyes\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n' |
 		"$CHAT" 127.0.0.1 "$PORT" >/dev/null
