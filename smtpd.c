@@ -115,6 +115,10 @@
 #define PATH_LEN       256  /* RFC 5321 4.5.3.1.3: path, brackets included */
 #define ADDR_SIZE (LOCAL_MAX + 1 + DOMAIN_MAX + 1)  /* room for local@domain */
 #define RCPT_MAX       100  /* RFC 5321 4.5.3.1.8: at least 100 must be taken */
+#define RCPT_OVERSHOOT 1000 /* RCPTs answered 452 in a transaction before each
+                               more counts as an error (Postfix's
+                               smtpd_recipient_overshoot_limit, default 1000;
+                               smtp_send pipelines up to 1000 at once) */
 #define HOPS_MAX       100  /* RFC 5321 6.3: more Received: lines means a loop */
 #define ERRORS_MAX      20  /* errors in a session, then 421 (Postfix's
                                smtpd_hard_error_limit, default 20) */
@@ -243,6 +247,7 @@ struct session {
 	/* the transaction (RFC 5321 3.3) */
 	char sender[ADDR_SIZE];     /* without brackets; "" is the null sender */
 	int nrcpt;                  /* RCPT commands accepted */
+	int overshoot;              /* RCPT commands answered 452 */
 	char first_rcpt[ADDR_SIZE];
 	struct dlist dl;            /* where the message goes */
 	struct message msg;         /* the message, LF line ends */
@@ -545,6 +550,23 @@ static void reply_error(struct session *s, int code, const char *esc, const char
 		log_event(s, "too-many-errors count=%d", s->errors);
 		s->quit = 1;
 	}
+}
+
+/*
+ * One more command that moves no mail (JUNK in commands[], and a DATA
+ * that has no recipient to send to).  The one past JUNK_MAX gets 421
+ * instead of its answer, and the session ends: returns 1.  A client
+ * that only NOOPs (or only sends DATA after MAIL) holds a session slot,
+ * and a stopping server, for nothing.
+ */
+static int junk_over(struct session *s)
+{
+	if (++s->junk <= JUNK_MAX)
+		return 0;
+	reply(s, 421, "4.7.0", "%s Too many junk commands, closing connection", cfg.hostname);
+	log_event(s, "too-many-junk-commands count=%d", s->junk - 1);
+	s->quit = 1;
+	return 1;
 }
 
 /* ---- Input: a buffered reader with a read timeout ------------------------- */
@@ -1425,6 +1447,7 @@ static void reset_transaction(struct session *s)
 	s->sender[0] = '\0';
 	s->first_rcpt[0] = '\0';
 	s->nrcpt = 0;
+	s->overshoot = 0;
 	s->dl.n = 0;
 	message_reset(&s->msg);
 	if (s->state > ST_READY)
@@ -1750,9 +1773,14 @@ static void cmd_rcpt(struct session *s, char *arg)
 	log_event(s, "rcpt to=<%s> status=%d", text, code);
 	if (code != 250) {
 		s->dl.n = before;
-		if (code / 100 == 5)            /* refused: counts as an error */
+		/* refused: counts as an error.  452: try again later, no fault
+		 * (a pipelining client sends all its RCPTs before it hears
+		 * the first 452, RFC 2920 3.1), until so many that the client
+		 * is not listening: RCPT after RCPT would keep the transaction,
+		 * and a stopping server, going for ever. */
+		if (code / 100 == 5 || ++s->overshoot > RCPT_OVERSHOOT)
 			reply_error(s, code, esc, "<%s>: %s", text, why);
-		else                            /* 452: try again later; no fault */
+		else
 			reply(s, code, esc, "<%s>: %s", text, why);
 		return;
 	}
@@ -2373,7 +2401,11 @@ static void cmd_data(struct session *s, char *arg)
 		return;
 	}
 	if (s->state != ST_RCPT) {              /* RFC 5321 3.3: no recipient */
-		reply(s, 554, "5.5.1", "No valid recipients");
+		/* Not an error: a pipelining client meets this after its
+		 * recipients were refused (RFC 2920 3.1).  But it moves no mail,
+		 * and repeated it would keep a transaction open for ever. */
+		if (!junk_over(s))
+			reply(s, 554, "5.5.1", "No valid recipients");
 		return;
 	}
 	reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
@@ -2433,12 +2465,8 @@ static void dispatch(struct session *s, char *line)
 		reply_error(s, 500, "5.5.2", "Command unrecognized");
 		return;
 	}
-	if ((commands[i].allowed & JUNK) && ++s->junk > JUNK_MAX) {
-		reply(s, 421, "4.7.0", "%s Too many junk commands, closing connection", cfg.hostname);
-		log_event(s, "too-many-junk-commands count=%d", s->junk - 1);
-		s->quit = 1;
+	if ((commands[i].allowed & JUNK) && junk_over(s))
 		return;
-	}
 	if (!(commands[i].allowed & IN(s->state))) {
 		const char *why = s->state == ST_START ? "Send HELO or EHLO first"
 			: commands[i].run == cmd_mail ? "Sender already given (RSET starts over)"

@@ -86,6 +86,17 @@ t_error_limit() {
 550 5.1.1 <nobody2@localhost>: User unknown
 421 4.7.0 mx.test Too many errors, closing connection" "$out"
 	check "the log says why, for both sessions" "2" "$(grep -c 'too-many-errors count=20' "$d/log")"
+	# RCPT past the 100th: 452, no fault while a pipelining client may not
+	# have heard it yet; past 1,000 of those each counts (it held a
+	# transaction, and a stopping server, for as long as it liked)
+	out=$( { printf 'HELO x\r\nMAIL FROM:<a@b.test>\r\n'
+		 for i in $(seq 1 1150); do printf 'RCPT TO:<alice@localhost>\r\n'; done; } |
+		"$CHAT" -T 20 127.0.0.1 "$PORT" | codes | tally)
+	check "1,150 RCPTs: 100 taken, 1,000 452s free, the 20th after them ends the session" "1*220 102*250 1*421 1020*452" "$out"
+	out=$( { printf 'HELO x\r\nMAIL FROM:<a@b.test>\r\n'
+		 for i in $(seq 1 300); do printf 'RCPT TO:<alice@localhost>\r\n'; done; printf 'DATA\r\nm\r\n.\r\nQUIT\r\n'; } |
+		"$CHAT" -T 20 127.0.0.1 "$PORT" | codes | tally)
+	check "300 pipelined RCPTs (smtp_send sends up to 1,000): 100 taken, 200 452s, the message stored" "1*220 1*221 103*250 1*354 200*452" "$out"
 	stop_pid "$SPID"
 }
 
@@ -105,6 +116,10 @@ t_junk() {
 		 for i in $(seq 1 60); do printf 'MAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\nm %d\r\n.\r\n' "$i"; done
 		 printf 'QUIT\r\n'; } | "$CHAT" -T 20 127.0.0.1 "$PORT" | codes | tally)
 	check "a client that sends mail is not junk: 60 messages in one session" "1*220 1*221 181*250 60*354" "$out"
+	out=$( { printf 'HELO x\r\nMAIL FROM:<a@b.test>\r\n'; for i in $(seq 1 110); do printf 'DATA\r\n'; done; } |
+		"$CHAT" 127.0.0.1 "$PORT" | codes | tally)
+	check "DATA without a recipient is junk too: the 101st gets 421 (it kept a transaction, and a stopping server, open)" \
+		"1*220 2*250 1*421 100*554" "$out"
 	stop_pid "$SPID"
 }
 
