@@ -1371,6 +1371,8 @@ static void expand_local(struct session *s, const char *name, const char *rcpt,
 		note_added(x, add_delivery(dl, rcpt, real, NULL), s, name);
 	else if (cfg.autocreate || strcmp(name, "postmaster") == 0)     /* RFC 5321 4.5.1 */
 		note_added(x, add_delivery(dl, rcpt, name, NULL), s, name);
+	else if (x->depth > 0)  /* a member dropped: the 250 for the alias hides it */
+		log_event(s, "alias-member-ignored member=\"%s\" reason=no-mailbox", name);
 }
 
 /*
