@@ -2444,6 +2444,9 @@ static void cmd_data(struct session *s, char *arg)
 		storage_failure(s, errno);
 	} else {
 		reply(s, 250, "2.0.0", "Ok: %s as %s", what_happened(s), id);
+		s->junk = 0;    /* a client that delivers mail is not idling: a
+		                   RSET after each message is common (Postfix
+		                   also starts its junk count again here) */
 	}
 	reset_transaction(s);
 }

@@ -116,6 +116,11 @@ t_junk() {
 		 for i in $(seq 1 60); do printf 'MAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\nm %d\r\n.\r\n' "$i"; done
 		 printf 'QUIT\r\n'; } | "$CHAT" -T 20 127.0.0.1 "$PORT" | codes | tally)
 	check "a client that sends mail is not junk: 60 messages in one session" "1*220 1*221 181*250 60*354" "$out"
+	out=$( { printf 'HELO x\r\n'
+		 for i in $(seq 1 110); do printf 'MAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\nm %d\r\n.\r\nRSET\r\n' "$i"; done
+		 printf 'QUIT\r\n'; } | "$CHAT" -T 20 127.0.0.1 "$PORT" | codes | tally)
+	check "nor one that sends RSET after each message: the junk count starts again after a delivery (110 messages)" \
+		"1*220 1*221 441*250 110*354" "$out"
 	out=$( { printf 'HELO x\r\nMAIL FROM:<a@b.test>\r\n'; for i in $(seq 1 110); do printf 'DATA\r\n'; done; } |
 		"$CHAT" 127.0.0.1 "$PORT" | codes | tally)
 	check "DATA without a recipient is junk too: the 101st gets 421 (it kept a transaction, and a stopping server, open)" \
