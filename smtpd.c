@@ -219,6 +219,7 @@ struct message {                    /* the message of a transaction (DATA) */
 	int bare, nul, too_big;     /* refused at its end for this reason... */
 	int error;                  /* ...or for this errno (memory, disk) */
 	int hops;                   /* Received: lines in its header */
+	int folded_start;           /* its first byte is SP or TAB (build_received) */
 	int in_header, line_len;    /* for counting them as the bytes pass */
 	char line_head[9];
 	char wire[CMD_LINE_MAX];    /* -v: the line arriving, as sent */
@@ -1976,6 +1977,8 @@ static void count_hop(struct message *m, char c)
  * and RFC 1870 6.3 (more than the limit, whatever SIZE declared). */
 static void keep_byte(struct message *m, char c)
 {
+	if (m->size == 0 && (c == ' ' || c == '\t'))
+		m->folded_start = 1;
 	m->size += (c == '\n') ? 2 : 1;         /* size on the wire: CRLF */
 	if (m->size > cfg.maxsize)
 		m->too_big = 1;
@@ -2150,7 +2153,12 @@ static int fold_clause(struct buffer *b, const char *clause)
 }
 
 /* RFC 5321 4.4 trace line.  "for" only with one recipient, so Bcc
- * recipients never see each other's addresses.  The id clause is ID =
+ * recipients never see each other's addresses.  A message whose first
+ * line starts with a space or a tab has no header (RFC 5322 2.2.3: that
+ * line could only continue a field before it), and it would continue
+ * ours: " (authenticated as ceo)" would read as part of our Received:.
+ * An empty line after ours makes it what it is, the body; not one byte
+ * of the client's changes.  The id clause is ID =
  * "id" ( Atom / msg-id ); our id has dots, which an Atom may not, so it
  * goes in the msg-id form <id@name>, and stays the id used everywhere.
  * "with": SMTP after HELO, ESMTP after EHLO, UTF8SMTP for a transaction
@@ -2170,7 +2178,8 @@ static int build_received(const struct session *s, const char *id, struct buffer
 		return -1;
 	if (s->nrcpt == 1 && buffer_printf(b, "\n\tfor <%s>", s->first_rcpt) < 0)
 		return -1;
-	return buffer_add(b, ";", 1) < 0 || fold_clause(b, date) < 0 ? -1 : buffer_add(b, "\n", 1);
+	return buffer_add(b, ";", 1) < 0 || fold_clause(b, date) < 0 ? -1 :
+	       buffer_add(b, "\n\n", s->msg.folded_start ? 2 : 1);
 }
 
 /* Create path (it must not exist), write head and message, fsync.  On any
