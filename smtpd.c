@@ -115,6 +115,10 @@
 #define PATH_LEN       256  /* RFC 5321 4.5.3.1.3: path, brackets included */
 #define ADDR_SIZE (LOCAL_MAX + 1 + DOMAIN_MAX + 1)  /* room for local@domain */
 #define RCPT_MAX       100  /* RFC 5321 4.5.3.1.8: at least 100 must be taken */
+#define RCPT_OVERSHOOT 1000 /* RCPTs answered 452 in a transaction before each
+                               more counts as an error (Postfix's
+                               smtpd_recipient_overshoot_limit, default 1000;
+                               smtp_send pipelines up to 1000 at once) */
 #define HOPS_MAX       100  /* RFC 5321 6.3: more Received: lines means a loop */
 #define ERRORS_MAX      20  /* errors in a session, then 421 (Postfix's
                                smtpd_hard_error_limit, default 20) */
@@ -215,6 +219,7 @@ struct message {                    /* the message of a transaction (DATA) */
 	int bare, nul, too_big;     /* refused at its end for this reason... */
 	int error;                  /* ...or for this errno (memory, disk) */
 	int hops;                   /* Received: lines in its header */
+	int folded_start;           /* its first byte is SP or TAB (build_received) */
 	int in_header, line_len;    /* for counting them as the bytes pass */
 	char line_head[9];
 	char wire[CMD_LINE_MAX];    /* -v: the line arriving, as sent */
@@ -243,6 +248,7 @@ struct session {
 	/* the transaction (RFC 5321 3.3) */
 	char sender[ADDR_SIZE];     /* without brackets; "" is the null sender */
 	int nrcpt;                  /* RCPT commands accepted */
+	int overshoot;              /* RCPT commands answered 452 */
 	char first_rcpt[ADDR_SIZE];
 	struct dlist dl;            /* where the message goes */
 	struct message msg;         /* the message, LF line ends */
@@ -545,6 +551,23 @@ static void reply_error(struct session *s, int code, const char *esc, const char
 		log_event(s, "too-many-errors count=%d", s->errors);
 		s->quit = 1;
 	}
+}
+
+/*
+ * One more command that moves no mail (JUNK in commands[], and a DATA
+ * that has no recipient to send to).  The one past JUNK_MAX gets 421
+ * instead of its answer, and the session ends: returns 1.  A client
+ * that only NOOPs (or only sends DATA after MAIL) holds a session slot,
+ * and a stopping server, for nothing.
+ */
+static int junk_over(struct session *s)
+{
+	if (++s->junk <= JUNK_MAX)
+		return 0;
+	reply(s, 421, "4.7.0", "%s Too many junk commands, closing connection", cfg.hostname);
+	log_event(s, "too-many-junk-commands count=%d", s->junk - 1);
+	s->quit = 1;
+	return 1;
 }
 
 /* ---- Input: a buffered reader with a read timeout ------------------------- */
@@ -1349,6 +1372,8 @@ static void expand_local(struct session *s, const char *name, const char *rcpt,
 		note_added(x, add_delivery(dl, rcpt, real, NULL), s, name);
 	else if (cfg.autocreate || strcmp(name, "postmaster") == 0)     /* RFC 5321 4.5.1 */
 		note_added(x, add_delivery(dl, rcpt, name, NULL), s, name);
+	else if (x->depth > 0)  /* a member dropped: the 250 for the alias hides it */
+		log_event(s, "alias-member-ignored member=\"%s\" reason=no-mailbox", name);
 }
 
 /*
@@ -1425,6 +1450,7 @@ static void reset_transaction(struct session *s)
 	s->sender[0] = '\0';
 	s->first_rcpt[0] = '\0';
 	s->nrcpt = 0;
+	s->overshoot = 0;
 	s->dl.n = 0;
 	message_reset(&s->msg);
 	if (s->state > ST_READY)
@@ -1549,17 +1575,22 @@ static const struct command {
  * names); each is 1 to 63 octets, the whole at most 255.  Only the syntax
  * is checked: a name that is merely false must not be refused (4.1.4);
  * Received: shows the real address next to it.  What passes cannot carry
- * a CR, a TAB or a '(' into Received: or a reply.
+ * a CR, a TAB or a '(' into Received: or a reply.  So the literal is an
+ * IPv4 or IPv6 one: a General-address-literal "[tag:content]" may hold
+ * '(', ')', ';' and '"', and no host can have one (4.1.3: a tag must be
+ * registered with IANA, and IPv6 is the only tag there is).
  */
 static int valid_helo(const char *arg)
 {
 	char lit[DOMAIN_MAX + 1];
+	unsigned char bin[16];
 	const char *p, *end;
 	size_t label = 0;
-	int is_literal;
+	int is_literal, family;
 
 	if (arg[0] == '[')
-		return (end = parse_domain(arg, lit, &is_literal)) && *end == '\0';
+		return (end = parse_domain(arg, lit, &is_literal)) && *end == '\0' &&
+		       ((family = literal_address(lit, bin)) == AF_INET || family == AF_INET6);
 	for (p = arg; *p; p++) {
 		if (*p == '.' && label > 0)
 			label = 0;
@@ -1745,9 +1776,14 @@ static void cmd_rcpt(struct session *s, char *arg)
 	log_event(s, "rcpt to=<%s> status=%d", text, code);
 	if (code != 250) {
 		s->dl.n = before;
-		if (code / 100 == 5)            /* refused: counts as an error */
+		/* refused: counts as an error.  452: try again later, no fault
+		 * (a pipelining client sends all its RCPTs before it hears
+		 * the first 452, RFC 2920 3.1), until so many that the client
+		 * is not listening: RCPT after RCPT would keep the transaction,
+		 * and a stopping server, going for ever. */
+		if (code / 100 == 5 || ++s->overshoot > RCPT_OVERSHOOT)
 			reply_error(s, code, esc, "<%s>: %s", text, why);
-		else                            /* 452: try again later; no fault */
+		else
 			reply(s, code, esc, "<%s>: %s", text, why);
 		return;
 	}
@@ -1941,6 +1977,8 @@ static void count_hop(struct message *m, char c)
  * and RFC 1870 6.3 (more than the limit, whatever SIZE declared). */
 static void keep_byte(struct message *m, char c)
 {
+	if (m->size == 0 && (c == ' ' || c == '\t'))
+		m->folded_start = 1;
 	m->size += (c == '\n') ? 2 : 1;         /* size on the wire: CRLF */
 	if (m->size > cfg.maxsize)
 		m->too_big = 1;
@@ -2115,7 +2153,12 @@ static int fold_clause(struct buffer *b, const char *clause)
 }
 
 /* RFC 5321 4.4 trace line.  "for" only with one recipient, so Bcc
- * recipients never see each other's addresses.  The id clause is ID =
+ * recipients never see each other's addresses.  A message whose first
+ * line starts with a space or a tab has no header (RFC 5322 2.2.3: that
+ * line could only continue a field before it), and it would continue
+ * ours: " (authenticated as ceo)" would read as part of our Received:.
+ * An empty line after ours makes it what it is, the body; not one byte
+ * of the client's changes.  The id clause is ID =
  * "id" ( Atom / msg-id ); our id has dots, which an Atom may not, so it
  * goes in the msg-id form <id@name>, and stays the id used everywhere.
  * "with": SMTP after HELO, ESMTP after EHLO, UTF8SMTP for a transaction
@@ -2135,7 +2178,8 @@ static int build_received(const struct session *s, const char *id, struct buffer
 		return -1;
 	if (s->nrcpt == 1 && buffer_printf(b, "\n\tfor <%s>", s->first_rcpt) < 0)
 		return -1;
-	return buffer_add(b, ";", 1) < 0 || fold_clause(b, date) < 0 ? -1 : buffer_add(b, "\n", 1);
+	return buffer_add(b, ";", 1) < 0 || fold_clause(b, date) < 0 ? -1 :
+	       buffer_add(b, "\n\n", s->msg.folded_start ? 2 : 1);
 }
 
 /* Create path (it must not exist), write head and message, fsync.  On any
@@ -2368,7 +2412,11 @@ static void cmd_data(struct session *s, char *arg)
 		return;
 	}
 	if (s->state != ST_RCPT) {              /* RFC 5321 3.3: no recipient */
-		reply(s, 554, "5.5.1", "No valid recipients");
+		/* Not an error: a pipelining client meets this after its
+		 * recipients were refused (RFC 2920 3.1).  But it moves no mail,
+		 * and repeated it would keep a transaction open for ever. */
+		if (!junk_over(s))
+			reply(s, 554, "5.5.1", "No valid recipients");
 		return;
 	}
 	reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
@@ -2405,6 +2453,9 @@ static void cmd_data(struct session *s, char *arg)
 		storage_failure(s, errno);
 	} else {
 		reply(s, 250, "2.0.0", "Ok: %s as %s", what_happened(s), id);
+		s->junk = 0;    /* a client that delivers mail is not idling: a
+		                   RSET after each message is common (Postfix
+		                   also starts its junk count again here) */
 	}
 	reset_transaction(s);
 }
@@ -2428,12 +2479,8 @@ static void dispatch(struct session *s, char *line)
 		reply_error(s, 500, "5.5.2", "Command unrecognized");
 		return;
 	}
-	if ((commands[i].allowed & JUNK) && ++s->junk > JUNK_MAX) {
-		reply(s, 421, "4.7.0", "%s Too many junk commands, closing connection", cfg.hostname);
-		log_event(s, "too-many-junk-commands count=%d", s->junk - 1);
-		s->quit = 1;
+	if ((commands[i].allowed & JUNK) && junk_over(s))
 		return;
-	}
 	if (!(commands[i].allowed & IN(s->state))) {
 		const char *why = s->state == ST_START ? "Send HELO or EHLO first"
 			: commands[i].run == cmd_mail ? "Sender already given (RSET starts over)"

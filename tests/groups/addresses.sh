@@ -174,7 +174,7 @@ t_aliases() {
 	mkdir -p "$d/mail/alice" "$d/mail/bob" "$d/mail/carol"
 	cat >"$d/aliases" <<'A'
 # a comment line
-staff: alice, bob,
+staff: alice, bob, zed,
 	carol@localhost
 Team:  staff, dave@remote.example
 loop1: loop2
@@ -208,6 +208,9 @@ A
 		"$(count_files "$d/mail/alice/new") $(count_files "$d/mail/bob/new") $(count_files "$d/mail/carol/new") $(grep -h '^rcpt' "$d"/queue/entries/*) $([ -d "$d/mail/postmaster" ] && echo yes || echo no)"
 	check "Delivered-To names the member" "Delivered-To: carol@localhost" \
 		"$(sed -n 2p "$(ls "$d"/mail/carol/new/* | head -n 1)")"
+	check "a member without a mailbox is dropped, but never silently: the log names it" \
+		'alias-member-ignored member="zed" reason=no-mailbox' \
+		"$(grep -o 'alias-member-ignored member="zed".*' "$d/log" | sort -u)"
 	stop_pid "$SPID"
 
 	# an alias of 30 long remote addresses: a reply of about 7 KB, whole

@@ -86,6 +86,17 @@ t_error_limit() {
 550 5.1.1 <nobody2@localhost>: User unknown
 421 4.7.0 mx.test Too many errors, closing connection" "$out"
 	check "the log says why, for both sessions" "2" "$(grep -c 'too-many-errors count=20' "$d/log")"
+	# RCPT past the 100th: 452, no fault while a pipelining client may not
+	# have heard it yet; past 1,000 of those each counts (it held a
+	# transaction, and a stopping server, for as long as it liked)
+	out=$( { printf 'HELO x\r\nMAIL FROM:<a@b.test>\r\n'
+		 for i in $(seq 1 1150); do printf 'RCPT TO:<alice@localhost>\r\n'; done; } |
+		"$CHAT" -T 20 127.0.0.1 "$PORT" | codes | tally)
+	check "1,150 RCPTs: 100 taken, 1,000 452s free, the 20th after them ends the session" "1*220 102*250 1*421 1020*452" "$out"
+	out=$( { printf 'HELO x\r\nMAIL FROM:<a@b.test>\r\n'
+		 for i in $(seq 1 300); do printf 'RCPT TO:<alice@localhost>\r\n'; done; printf 'DATA\r\nm\r\n.\r\nQUIT\r\n'; } |
+		"$CHAT" -T 20 127.0.0.1 "$PORT" | codes | tally)
+	check "300 pipelined RCPTs (smtp_send sends up to 1,000): 100 taken, 200 452s, the message stored" "1*220 1*221 103*250 1*354 200*452" "$out"
 	stop_pid "$SPID"
 }
 
@@ -105,6 +116,15 @@ t_junk() {
 		 for i in $(seq 1 60); do printf 'MAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\nm %d\r\n.\r\n' "$i"; done
 		 printf 'QUIT\r\n'; } | "$CHAT" -T 20 127.0.0.1 "$PORT" | codes | tally)
 	check "a client that sends mail is not junk: 60 messages in one session" "1*220 1*221 181*250 60*354" "$out"
+	out=$( { printf 'HELO x\r\n'
+		 for i in $(seq 1 110); do printf 'MAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\nm %d\r\n.\r\nRSET\r\n' "$i"; done
+		 printf 'QUIT\r\n'; } | "$CHAT" -T 20 127.0.0.1 "$PORT" | codes | tally)
+	check "nor one that sends RSET after each message: the junk count starts again after a delivery (110 messages)" \
+		"1*220 1*221 441*250 110*354" "$out"
+	out=$( { printf 'HELO x\r\nMAIL FROM:<a@b.test>\r\n'; for i in $(seq 1 110); do printf 'DATA\r\n'; done; } |
+		"$CHAT" 127.0.0.1 "$PORT" | codes | tally)
+	check "DATA without a recipient is junk too: the 101st gets 421 (it kept a transaction, and a stopping server, open)" \
+		"1*220 2*250 1*421 100*554" "$out"
 	stop_pid "$SPID"
 }
 
@@ -121,13 +141,13 @@ t_helo_syntax() {
 	check "EHLO: domains (with '_'), 63-octet labels, 255 octets, address literals, a lying name: 250" "10" "$out"
 	out=$( { printf 'EHLO evil\rX-Injected:\tyes\r\n'
 		 for h in 'a b' 'evil\033[31m' 'a(b)' 'a..b' '.a' 'a.' "$long64.test" '[1.2.3]' '[foo' 'x\177' \
-			  "$long63.$long63.$long63.${long63:1}.b" 'a;b' 'c.test (lie)'; do printf "HELO $h\r\n"; done
+			  "$long63.$long63.$long63.${long63:1}.b" 'a;b' 'c.test (lie)' '[x:a);by(evil]'; do printf "HELO $h\r\n"; done
 		 printf 'QUIT\r\n'; } | "$CHAT" 127.0.0.1 "$PORT" | norm | sort | uniq -c | awk '{ $1 = $1; print }')
-	check "HELO/EHLO with CR, TAB, ESC, DEL, '(', a second word, bad labels, bad literals, 256 octets: 501 5.5.4" \
+	check "HELO/EHLO with CR, TAB, ESC, DEL, '(', a second word, bad labels, bad literals, a general literal (it may hold '(' and ';'), 256 octets: 501 5.5.4" \
 "1 220 mx.test ESMTP
 1 221 2.0.0 mx.test closing connection
 1 501 5.5.4 Syntax: EHLO takes one domain name or address literal
-13 501 5.5.4 Syntax: HELO takes one domain name or address literal" "$out"
+14 501 5.5.4 Syntax: HELO takes one domain name or address literal" "$out"
 	# the issue's reproduction: nothing of the injection reaches the message
 	printf 'EHLO evil\rX-Injected:\tyes\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n' |
 		"$CHAT" 127.0.0.1 "$PORT" >/dev/null

@@ -148,6 +148,14 @@ t_body() {
 	check "an empty message (DATA then .) is stored as headers only" "2" \
 		"$(strip_received "$(only_file "$d/mail/alice/new")" | wc -l | tr -d ' ')"
 	rm -f "$d"/mail/alice/new/*
+	# a first line that starts with a space would continue our Received:
+	printf 'HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\n (authenticated as ceo)\r\nSubject: x\r\n.\r\nQUIT\r\n' |
+		"$CHAT" 127.0.0.1 "$PORT" >/dev/null
+	f=$(only_file "$d/mail/alice/new")
+	check "a message that starts with a space or tab cannot continue our Received: (an empty line ends it)" \
+		"	for <alice@localhost>; DATE|| (authenticated as ceo)|Subject: x|" \
+		"$(sed -n '5,8p' "$f" | sed 's/; .*/; DATE/' | tr '\n' '|')"
+	rm -f "$d"/mail/alice/new/*
 	# a 5 MB message in one write, compared byte for byte
 	awk 'BEGIN { for (i = 0; i < 80000; i++)
 		printf "%sline %06d abcdefghijklmnopqrstuvwxyz0123456789.ABCDEFGHIJKLM\n", (i % 7 ? "" : "."), i }' >"$d/big.txt"
