@@ -2453,9 +2453,12 @@ static void cmd_data(struct session *s, char *arg)
 		storage_failure(s, errno);
 	} else {
 		reply(s, 250, "2.0.0", "Ok: %s as %s", what_happened(s), id);
-		s->junk = 0;    /* a client that delivers mail is not idling: a
-		                   RSET after each message is common (Postfix
-		                   also starts its junk count again here) */
+		/* a client that delivers mail is not idling (a RSET after
+		 * each message is common) nor guessing addresses (a list
+		 * has stale members): both counts start again, as Postfix's
+		 * do (its error limit counts errors "without delivering") */
+		s->junk = 0;
+		s->errors = 0;
 	}
 	reset_transaction(s);
 }
