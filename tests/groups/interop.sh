@@ -394,12 +394,17 @@ $(ip_sent_words "$d/m2.err" | sed -e "s/:$PF_PORT /:P /" -e 's/queued as [^"]*/q
 	check "Postfix next hop: recipient limit 4 (452), six recipients: all delivered over one connection" "0|6|1" \
 		"$rc|$(grep -cE '> (delivered|sent) ' "$d/m3.err")|$(ip_since "$PF/maillog" "$mark" | grep -c 'smtpd.*: connect from')"
 
-	# 4. over message_size_limit: 552 at MAIL (SIZE=), a permanent failure
+	# 4. over message_size_limit: Postfix's EHLO says SIZE 100000, so
+	# the message is not offered at all (RFC 1870 7): a permanent
+	# failure, and Postfix's disconnect line counts no MAIL command
 	{ printf 'Subject: too big\r\n\r\n'; for ((f = 0; f < 2500; f++)); do printf '%060d\r\n' "$f"; done; } >"$d/m4"
+	mark=$(ip_lines "$PF/maillog")
 	"$SEND" -H client.test -f carol@ours.test -S "$pf" alice@pf.test <"$d/m4" 2>"$d/m4.err"; rc=$?
-	check "Postfix next hop: a message over message_size_limit fails (552 5.3.4), exit 69" \
-		"69|smtp_send: <alice@pf.test> failed relay=127.0.0.1[127.0.0.1]:P reply=\"552 5.3.4 Message size exceeds fixed limit\"" \
-		"$rc|$(sed -e "s/:$PF_PORT /:P /" "$d/m4.err")"
+	pf_logged() { ip_since "$PF/maillog" "$1" | grep -q "$2"; }
+	poll 100 pf_logged "$mark" 'disconnect from'
+	check "Postfix next hop: a message over message_size_limit (its SIZE) fails (552 5.3.4), exit 69, no MAIL sent" \
+		"69|smtp_send: <alice@pf.test> failed relay=127.0.0.1[127.0.0.1]:P reply=\"552 5.3.4 message size N exceeds the server's limit of 100000 (SIZE)\"|ehlo=1 quit=1 commands=2" \
+		"$rc|$(sed -e "s/:$PF_PORT /:P /" -e 's/message size [0-9]* /message size N /' "$d/m4.err")|$(ip_since "$PF/maillog" "$mark" | grep -o 'disconnect from .*' | grep -o 'ehlo=.*')"
 
 	# 5. the queue: smtpd queues, smtp_send -q relays to Postfix; the
 	# 550 becomes a bounce that Postfix accepts for the sender; the 450
