@@ -319,6 +319,31 @@ static int utf8_valid(const char *p, size_t n)
 	return 1;
 }
 
+/* Characters no address may hold, though they are UTF-8: the C1 controls
+ * (RFC 5198 2: MUST NOT appear in text; NEL, U+0085, is a line end to
+ * some readers), the line and paragraph separators U+2028 and U+2029
+ * (line ends to others, Python's str.splitlines() among them), and the
+ * bidirectional overrides and isolates U+202A-202E, U+2066-2069, which
+ * make a name show in another order than it is (in ls, in a log): an
+ * address becomes a header line and, with -A, a directory name. */
+static int unsafe_character(unsigned long cp)
+{
+	return (cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029 ||
+	       (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/* UTF-8 that an address may hold: valid, and no unsafe_character(). */
+static int utf8_address_safe(const char *p, size_t n)
+{
+	size_t i = 0, len;
+	unsigned long cp;
+
+	for (; i < n; i += len)
+		if (!(len = utf8_decode((const unsigned char *)p + i, n - i, &cp)) || unsafe_character(cp))
+			return 0;
+	return 1;
+}
+
 static int has_8bit(const char *p, size_t n)
 {
 	while (n-- > 0)
@@ -1047,8 +1072,9 @@ static const char *parse_path(const char *p, struct address *a)
 	if (*p++ != '>' || p - start > PATH_LEN)
 		return NULL;
 	/* bytes beyond ASCII only as UTF-8 (the session checked a command
-	 * line already; an aliases file is checked here) */
-	if (has_8bit(start, (size_t)(p - start)) && !utf8_valid(start, (size_t)(p - start)))
+	 * line already; an aliases file is checked here), and none of the
+	 * characters that act as line ends or reorder text */
+	if (has_8bit(start, (size_t)(p - start)) && !utf8_address_safe(start, (size_t)(p - start)))
 		return NULL;
 	a->utf8 = has_8bit(start, (size_t)(p - start));
 	return p;

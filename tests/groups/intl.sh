@@ -418,6 +418,24 @@ KINDS
 	check "UTF-8 outside the address of MAIL or RCPT (in VRFY's <...> too): 500 5.5.2, as before SMTPUTF8" \
 		"${want}221 2.0.0 mx.test closing connection" "$out"
 	stop_pid "$SPID"
+	# UTF-8, yet no address may hold them: C1 controls (RFC 5198 2), the
+	# separators that some readers take for line ends, bidi overrides
+	start_smtpd intlunsafe -m mail -A
+	local d=$T/intlunsafe
+	mkdir -p "$d/mail"
+	for bad in '\xc2\x85' '\xc2\x9b' '\xe2\x80\xa8' '\xe2\x80\xa9' '\xe2\x80\xae' '\xe2\x81\xa6'; do
+		out=$(printf "EHLO c\r\nMAIL FROM:<a${bad}b@b.test> SMTPUTF8\r\nMAIL FROM:<a@b.test> SMTPUTF8\r\nRCPT TO:<x${bad}y@localhost>\r\nRCPT TO:<张三@localhost>\r\nDATA\r\nm\r\n.\r\nQUIT\r\n" |
+			"$CHAT" -l 127.0.0.1 "$PORT" | norm | sed 1,8d | sed 's/<[^>]*@[^>]*>/<ADDR>/')
+		check "UTF-8 $bad in an address: 501 in MAIL and RCPT, 张三 still fine" "501 5.1.7 Bad sender address syntax
+250 2.1.0 Sender <ADDR> OK
+501 5.1.3 Bad recipient address syntax
+250 2.1.5 Recipient <ADDR> OK
+354 End data with <CR><LF>.<CR><LF>
+250 2.0.0 Ok: stored as ID
+221 2.0.0 mx.test closing connection" "$out"
+	done
+	check "-A: no mailbox made for any of them" "张三" "$(ls "$d/mail" | tr '\n' ' ' | sed 's/ $//')"
+	stop_pid "$SPID"
 }
 
 t_intl_domains() {
