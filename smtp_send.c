@@ -1914,7 +1914,11 @@ static int too_many_recipients(int code, const char *reply)
  * reply code (-1: the connection cannot be used); accepted[i] marks the
  * recipients the server took, the refused ones get their result here.
  * A "too many recipients" after some were accepted POSTPONES the rest
- * to the next transaction.
+ * to the next transaction.  A refused MAIL settles them all at once:
+ * the 503s to the RCPTs pipelined after it count as errors at the
+ * server, which may close with 421 after 20 of them (Postfix's
+ * smtpd_hard_error_limit, and ours), and that must not turn a 5xx for
+ * the sender into a retry.
  */
 static int smtp_envelope(struct conn *c, const struct job *j, const char *mta,
 			 const struct extensions *ext, struct recipient **rv, int n,
@@ -1939,6 +1943,8 @@ static int smtp_envelope(struct conn *c, const struct job *j, const char *mta,
 	code = send_commands(c, cmd.data, cmd.len) < 0 ? -1 : read_reply(c, capped(TIMEOUT_MAIL), reply, rsize);
 	free(cmd.data);
 	mail_ok = (code / 100 == 2);
+	if (code >= 0 && !mail_ok)              /* the sender was refused: all share it */
+		settle(rv, NULL, n, code, reply, c->label, mta);
 	for (i = 0; i < n && code >= 0 && (mail_ok || ext->pipelining); i++) {
 		int rcode;
 		snprintf(line, sizeof line, "RCPT TO:<%s>\r\n", rv[i]->addr);
@@ -2044,8 +2050,7 @@ static int smtp_transaction(struct conn *c, const struct job *j, const char *mta
 		naccepted += accepted[i];
 		postponed += rv[i]->status == POSTPONED;
 	}
-	if (code >= 0 && code / 100 != 2) {     /* the sender was refused: all share it */
-		settle(rv, NULL, n, code, reply, c->label, mta);
+	if (code >= 0 && code / 100 != 2) {     /* the sender was refused (settled) */
 		if (ext->pipelining && data_refused(c, reply, sizeof reply) < 0)
 			code = -1;              /* the reply to the pipelined DATA */
 	} else if (code >= 0) {

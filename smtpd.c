@@ -2156,14 +2156,17 @@ static void new_id(char *id, size_t size)
 		 ts.tv_nsec / 1000, (long)getpid(), ++deliveries_made);
 }
 
-/* The last clause of a header field: on the same line after a space if
+/* A clause of a header field: on the same line after a space if
  * that line stays within RECEIVED_LINE_MAX characters, else on a new one
  * (a fold: LF, stored as CRLF on the wire, and a tab; RFC 5322 2.2.3),
- * as RFC 5322 2.1.1 asks (lines SHOULD be under 78).  Only the date is
- * folded this way: the "by" line holds our id, which is longer than the
- * room a date needs, so the date always goes on a line of its own there,
- * and after "for <address>" the address alone decides.  The layout does
- * not depend on the pid's length: tests and NOTES figures stay stable. */
+ * as RFC 5322 2.1.1 asks (lines SHOULD be under 78).  Only the date and
+ * the "([address])" after the HELO name are folded this way: the "by"
+ * line holds our id, which is longer than the room a date needs, so the
+ * date always goes on a line of its own there, and after "for <address>"
+ * the address alone decides; after a long HELO name (a cloud host's,
+ * ec2-203-0-113-250.ap-southeast-2.compute.amazonaws.com) the address
+ * goes on a line of its own.  The layout does not depend on the pid's
+ * length: tests and NOTES figures stay stable. */
 static int fold_clause(struct buffer *b, const char *clause)
 {
 	const char *bol = b->data;
@@ -2191,15 +2194,16 @@ static int fold_clause(struct buffer *b, const char *clause)
  * opened with SMTPUTF8 (RFC 6531 4.3). */
 static int build_received(const struct session *s, const char *id, struct buffer *b)
 {
-	char date[64];
+	char date[64], peer[sizeof s->peer + 16];
 	time_t now = time(NULL);
 	struct tm tm;
 
 	if (!localtime_r(&now, &tm))       /* no time zone data (out of memory): UTC */
 		gmtime_r(&now, &tm);
 	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
-	if (buffer_printf(b, "Received: from %s ([%s%s])\n\tby %s with %s id <%s@%s>",
-			  s->helo, s->peer_v6 ? "IPv6:" : "", s->peer, cfg.hostname,
+	snprintf(peer, sizeof peer, "([%s%s])", s->peer_v6 ? "IPv6:" : "", s->peer);
+	if (buffer_printf(b, "Received: from %s", s->helo) < 0 || fold_clause(b, peer) < 0 ||
+	    buffer_printf(b, "\n\tby %s with %s id <%s@%s>", cfg.hostname,
 			  s->smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP", id, cfg.hostname) < 0)
 		return -1;
 	if (s->nrcpt == 1 && buffer_printf(b, "\n\tfor <%s>", s->first_rcpt) < 0)

@@ -27,6 +27,8 @@
  *   rcpt354    the second RCPT of a transaction gets 354 (out of step)
  *   mail550    MAIL gets 550, and yet DATA gets 354 (out of step: RFC
  *              2920 3.1 wants 503 or 554 there)
+ *   mail550c   MAIL gets 550, RCPTs 503, and the second RCPT 421 before
+ *              the connection closes (an error limit, as Postfix's)
  *   limit5     at most 5 RCPTs per transaction: 452 4.5.3 for the others
  *   rcptlong   every RCPT gets a 550 reply of 1,020 octets
  * -n names the server in the greeting [fake.test], -e in the EHLO reply
@@ -116,13 +118,18 @@ static int command(int fd, const char *cmd, int *rcpts, int *in_data)
 		ehlo(fd);
 	} else if (!strncasecmp(cmd, "MAIL", 4)) {
 		*rcpts = 0;
-		put(fd, is("mail550") ? "550 5.7.1 sender refused\r\n" : "250 ok\r\n");
+		put(fd, is("mail550") || is("mail550c") ? "550 5.7.1 sender refused\r\n" : "250 ok\r\n");
 	} else if (!strncasecmp(cmd, "RCPT", 4)) {
 		++*rcpts;
 		if (is("rcpt451"))
 			put(fd, "451 4.3.0 try again later\r\n");
 		else if (is("rcpt354") && *rcpts == 2)
 			put(fd, "354 go ahead\r\n");
+		else if (is("mail550c") && *rcpts == 2) {
+			put(fd, "421 4.7.0 fake.test too many errors\r\n");
+			return 1;
+		} else if (is("mail550c"))
+			put(fd, "503 5.5.1 need MAIL\r\n");
 		else if (is("rcpt421") && *rcpts == 2)
 			put(fd, "421 4.3.2 fake.test closing the connection\r\n");
 		else if (is("limit5") && *rcpts > 5)

@@ -292,6 +292,14 @@ t_peer_data() {
 		"69|2|DATA . QUIT|0" \
 		"$rc|$(echo "$out" | grep -c 'failed relay=127.0.0.1\[127.0.0.1\]:[0-9]* reply="550 5.7.1 sender refused"')|$(tr -d '\r' <"$T/peerdata550.in" | tail -n 3 | tr '\n' ' ' | sed 's/ $//')|$(grep -a -c body550 "$T/peerdata550.in")"
 	stop_pid "$SPID"
+	# MAIL refused, the pipelined RCPTs get 503, and a server counting
+	# them as errors closes with 421: the 550 for the sender stands
+	fake peerdata550c mail550c
+	out=$(printf 'Subject: d\n\nbody\n' | "$SEND" -S "127.0.0.1:$PORT" -T 5 -f s@c.test r1@p.test r2@p.test r3@p.test 2>&1); rc=$?
+	check "MAIL refused, then 421 among the RCPT replies: failed with the 550 (69), not deferred" \
+		"69|3|0" \
+		"$rc|$(echo "$out" | grep -c 'failed relay=127.0.0.1\[127.0.0.1\]:[0-9]* reply="550 5.7.1 sender refused"')|$(echo "$out" | grep -c deferred)"
+	stop_pid "$SPID"
 }
 
 t_peer_wire() {

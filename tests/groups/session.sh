@@ -128,6 +128,15 @@ Subject: two
 
 x" "$(strip_received "$f")"
 	check "no 'for' clause with more than one recipient" "0" "$(grep -c 'for <' "$f")"
+
+	# A cloud host's long HELO name: its address goes on the next line.
+	rm -f "$d"/mail/alice/new/*
+	printf 'EHLO ec2-203-0-113-250.ap-southeast-2.compute.amazonaws.com\nMAIL FROM:<>\nRCPT TO:<alice@localhost>\nDATA\nSubject: cloud\n.\nQUIT\n' |
+		smtp "$PORT" >/dev/null
+	f=$(only_file "$d/mail/alice/new")
+	check "Received: after a long HELO name, ([address]) on a line of its own, no line over 78" \
+		"Received: from ec2-203-0-113-250.ap-southeast-2.compute.amazonaws.com|	([127.0.0.1])|" \
+		"$(sed -n '3,4p' "$f" | tr '\n' '|')$(awk 'length($0) > 78 { print NR ": " $0 }' "$f")"
 	stop_pid "$SPID"
 }
 
