@@ -197,24 +197,19 @@ t_peer_inject() {
 	# RFC 5322 3.2.1: "Smith\\" is a display name that ends in a
 	# backslash; its closing quote ends the quotes, and the recipients
 	# after it are recipients (they were dropped without a word, exit 0)
-	: >"$T/peerinject.in"
-	out=$(printf '%s\n' 'To: "Smith\\" <x@p.test>, y@p.test' 'Bcc: "a\"b" <z@p.test>, w@p.test' \
-		'Subject: t' '' 'x' | "$SEND" -t -S "127.0.0.1:$PORT" -f s@c.test 2>&1); rc=$?
+	# header_rcpts HEADER-LINE...: send with -t; "rc|the RCPT lines"
+	header_rcpts() {
+		: >"$T/peerinject.in"
+		printf '%s\n' "$@" 'Subject: t' '' 'x' | "$SEND" -t -S "127.0.0.1:$PORT" -f s@c.test 2>/dev/null
+		echo "$?|$(grep -a '^RCPT' "$T/peerinject.in" | tr -d '\r' | tr '\n' ' ' | sed 's/ $//')"
+	}
 	check "-t: a quoted-pair in a display name: every recipient after it is sent to" \
 		"0|RCPT TO:<x@p.test> RCPT TO:<y@p.test> RCPT TO:<z@p.test> RCPT TO:<w@p.test>" \
-		"$rc|$(grep -a '^RCPT' "$T/peerinject.in" | tr -d '\r' | tr '\n' ' ' | sed 's/ $//')"
-	: >"$T/peerinject.in"
-	out=$(printf '%s\n' 'To: x@p.test (c \) d, e), y@p.test' 'Subject: t' '' 'x' |
-		"$SEND" -t -S "127.0.0.1:$PORT" -f s@c.test 2>&1); rc=$?
+		"$(header_rcpts 'To: "Smith\\" <x@p.test>, y@p.test' 'Bcc: "a\"b" <z@p.test>, w@p.test')"
 	check "-t: a quoted-pair in a comment: its ')' does not end it" \
-		"0|RCPT TO:<x@p.test> RCPT TO:<y@p.test>" \
-		"$rc|$(grep -a '^RCPT' "$T/peerinject.in" | tr -d '\r' | tr '\n' ' ' | sed 's/ $//')"
-	: >"$T/peerinject.in"
-	out=$(printf '%s\n' 'To: x@[IPv6:::1], group: y@p.test;' 'Subject: t' '' 'x' |
-		"$SEND" -t -S "127.0.0.1:$PORT" -f s@c.test 2>&1); rc=$?
+		"0|RCPT TO:<x@p.test> RCPT TO:<y@p.test>" "$(header_rcpts 'To: x@p.test (c \) d, e), y@p.test')"
 	check "-t: the ':' of an IPv6 literal starts no group, a group's does" \
-		"0|RCPT TO:<x@[IPv6:::1]> RCPT TO:<y@p.test>" \
-		"$rc|$(grep -a '^RCPT' "$T/peerinject.in" | tr -d '\r' | tr '\n' ' ' | sed 's/ $//')"
+		"0|RCPT TO:<x@[IPv6:::1]> RCPT TO:<y@p.test>" "$(header_rcpts 'To: x@[IPv6:::1], group: y@p.test;')"
 	local open
 	for open in 'x@p.test (a "b, y@p.test' '"x, y@p.test' 'x@p.test, <y@p.test, z@p.test'; do
 		: >"$T/peerinject.in"
