@@ -308,17 +308,6 @@ static size_t utf8_decode(const unsigned char *p, size_t n, unsigned long *cp)
 	return len;
 }
 
-static int utf8_valid(const char *p, size_t n)
-{
-	size_t i = 0, len;
-	unsigned long cp;
-
-	for (; i < n; i += len)
-		if (!(len = utf8_decode((const unsigned char *)p + i, n - i, &cp)))
-			return 0;
-	return 1;
-}
-
 /* Characters no address may hold, though they are UTF-8: the C1 controls
  * (RFC 5198 2: MUST NOT appear in text; NEL, U+0085, is a line end to
  * some readers), the line and paragraph separators U+2028 and U+2029
@@ -332,17 +321,21 @@ static int unsafe_character(unsigned long cp)
 	       (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
 }
 
-/* UTF-8 that an address may hold: valid, and no unsafe_character(). */
-static int utf8_address_safe(const char *p, size_t n)
+/* Is p[0..n) UTF-8 from start to end, and, for an address, free of
+ * unsafe_character()s? */
+static int utf8_scan(const char *p, size_t n, int address)
 {
 	size_t i = 0, len;
 	unsigned long cp;
 
 	for (; i < n; i += len)
-		if (!(len = utf8_decode((const unsigned char *)p + i, n - i, &cp)) || unsafe_character(cp))
+		if (!(len = utf8_decode((const unsigned char *)p + i, n - i, &cp)) ||
+		    (address && unsafe_character(cp)))
 			return 0;
 	return 1;
 }
+
+static int utf8_valid(const char *p, size_t n) { return utf8_scan(p, n, 0); }
 
 static int has_8bit(const char *p, size_t n)
 {
@@ -1074,7 +1067,7 @@ static const char *parse_path(const char *p, struct address *a)
 	/* bytes beyond ASCII only as UTF-8 (the session checked a command
 	 * line already; an aliases file is checked here), and none of the
 	 * characters that act as line ends or reorder text */
-	if (has_8bit(start, (size_t)(p - start)) && !utf8_address_safe(start, (size_t)(p - start)))
+	if (has_8bit(start, (size_t)(p - start)) && !utf8_scan(start, (size_t)(p - start), 1))
 		return NULL;
 	a->utf8 = has_8bit(start, (size_t)(p - start));
 	return p;
